@@ -1,0 +1,1 @@
+"""Small shared helpers: registries, dataclass configs, atomic file writes."""
