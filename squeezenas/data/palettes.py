@@ -21,3 +21,19 @@ def default_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
         tuple(int(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95 - 0.3 * (i % 3) / 2))
         for i in range(num_classes)
     )
+
+# CamVid as distributed with SegNet: label values 0–10, 11 = void; colours of the SegNet CamVid tutorial.
+CAMVID_CLASSES: tuple[str, ...] = (
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+)
+CAMVID_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+)
+
+# The generated street scenes; colours borrowed from the matching Cityscapes classes.
+SYNTHETIC_CLASSES: tuple[str, ...] = ("sky", "building", "road", "sidewalk", "vegetation", "car", "person", "pole")
+SYNTHETIC_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (70, 130, 180), (70, 70, 70), (128, 64, 128), (244, 35, 232), (107, 142, 35), (0, 0, 142), (220, 20, 60),
+    (153, 153, 153),
+)

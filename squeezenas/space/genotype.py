@@ -26,6 +26,9 @@ class Genotype:
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))
+        m = self.macro
+        if isinstance(m, MacroArch) and m.name in MACROS and MACROS.get(m.name) == m:
+            object.__setattr__(self, "macro", m.name)  # a built-in space is stored by name
         self.validate()
 
     @property
@@ -74,11 +77,10 @@ class Genotype:
         ops = data["genotype"]
         if not isinstance(ops, (list, tuple)) or not all(isinstance(c, str) for c in ops):
             raise GenotypeError(f"{where}: 'genotype' must be a list of candidate codes")
-        g = object.__new__(cls)
-        object.__setattr__(g, "macro", macro)
-        object.__setattr__(g, "ops", tuple(ops))
-        g.validate(where)
-        return g
+        try:
+            return cls(macro, tuple(ops))
+        except GenotypeError as e:
+            raise GenotypeError(f"{where}: {str(e).removeprefix('genotype: ')}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
