@@ -1,0 +1,1 @@
+"""Cost models of candidate blocks and networks: MAC/parameter counts, measured latency, lookup tables."""
