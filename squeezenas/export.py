@@ -1,14 +1,4 @@
-"""ONNX export of segmentation networks (input "input", output "logits") and a check against onnxruntime.
-
-Exporter choice (torch 2.14): the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, built on
-``torch.export``) is the default. It is the supported path; the TorchScript exporter (``dynamo=False``) emits a
-DeprecationWarning saying it will be removed. Both export every op our networks use (convs, BN, depthwise and
-dilated convs, bilinear interpolate with align_corners True/False, avg_pool2d with count_include_pad=False,
-sigmoid, concat, F.pad) and match PyTorch to ~1e-7 in onnxruntime, and both handle dynamic batch/H/W. The
-dynamo exporter gives a cleaner graph (BN folded, shape arithmetic resolved at export time) but takes about a
-second per export against ~0.1 s for TorchScript, so ``exporter="torchscript"`` stays available for callers that
-export hundreds of tiny blocks (the onnxruntime timing backend, see ``TimingConfig.onnx_exporter``).
-"""
+"""ONNX export of segmentation networks (input "input", output "logits") and a check against onnxruntime."""
 
 from __future__ import annotations
 
@@ -23,6 +13,14 @@ from torch import nn
 
 from squeezenas.utils.registry import unknown_name_message
 
+# Exporter choice (torch 2.14): the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, built on
+# ``torch.export``) is the default. It is the supported path; the TorchScript exporter (``dynamo=False``) emits a
+# DeprecationWarning saying it will be removed. Both export every op our networks use (convs, BN, depthwise and
+# dilated convs, bilinear interpolate with align_corners True/False, avg_pool2d with count_include_pad=False,
+# sigmoid, concat, F.pad) and match PyTorch to ~1e-7 in onnxruntime, and both handle dynamic batch/H/W. The
+# dynamo exporter gives a cleaner graph (BN folded, shape arithmetic resolved at export time) but takes about a
+# second per export against ~0.1 s for TorchScript, so ``exporter="torchscript"`` stays available for callers that
+# export hundreds of tiny blocks (the onnxruntime timing backend, see ``TimingConfig.onnx_exporter``).
 EXPORTERS = ("dynamo", "torchscript")
 INPUT_NAME = "input"
 LOGITS_NAME = "logits"
