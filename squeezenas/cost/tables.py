@@ -1,0 +1,149 @@
+"""Cost tables: the cost of every candidate at every position plus the fixed parts, so that
+predicted(network) = fixed + Σ_positions table[i][op_i]. MAC tables are computed; latency tables are measured
+(cost/lut.py) and share this structure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from squeezenas.cost.counting import conv_macs, count_costs
+from squeezenas.models.blocks import build_op
+from squeezenas.models.builder import build_model
+from squeezenas.space.genotype import Genotype
+from squeezenas.space.macro import MACROS, MacroArch
+from squeezenas.utils.io import atomic_write_json
+
+SCHEMA_VERSION = 1
+FIXED_PARTS = ("stem", "last_conv", "decoder")
+
+
+class CostTableError(ValueError):
+    """A cost table does not fit the space, resolution or file format it is used with."""
+
+
+@dataclass
+class CostTable:
+    """``table[i][j]``: cost of candidate ``candidates[j]`` at position ``i``; ``fixed``: cost of the parts every
+    network of the space has. ``unit`` is "gmacs" or "ms"."""
+
+    kind: str  # "macs" or "latency"
+    unit: str
+    macro: MacroArch
+    input_size: tuple[int, int]
+    candidates: tuple[str, ...]
+    table: list[list[float]]
+    fixed: dict[str, float]
+    meta: dict = field(default_factory=dict)  # device fingerprint, backend, dtype, per-entry spreads, calibration, ...
+
+    @property
+    def space(self) -> str:
+        return self.macro.name
+
+    @property
+    def fixed_total(self) -> float:
+        return float(sum(self.fixed.values()))
+
+    def matrix(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(positions, candidates) float tensor, for the expected-cost term of the search loss."""
+        return torch.tensor(self.table, dtype=torch.float32, device=device)
+
+    def predict(self, genotype: Genotype) -> float:
+        """fixed + Σ per-position costs (uncalibrated)."""
+        self.check_genotype(genotype)
+        index = {c: j for j, c in enumerate(self.candidates)}
+        return self.fixed_total + sum(self.table[i][index[op]] for i, op in enumerate(genotype.ops))
+
+    def check_genotype(self, genotype: Genotype) -> None:
+        if genotype.macro_arch != self.macro:
+            raise CostTableError(f"cost table is for space {self.space!r}, the genotype for {genotype.macro_name!r}")
+
+    def check_compatible(self, macro: MacroArch, input_size: tuple[int, int], where: str = "cost table") -> None:
+        """Using a table of another space or resolution is an error."""
+        if macro != self.macro:
+            raise CostTableError(f"{where} was built for space {self.space!r}, not {macro.name!r}"
+                                 + ("" if macro.name != self.space else " (same name, different definition)"))
+        if tuple(input_size) != tuple(self.input_size):
+            raise CostTableError(f"{where} was built at {self.input_size[0]}×{self.input_size[1]}, "
+                                 f"not {input_size[0]}×{input_size[1]}")
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": self.kind, "unit": self.unit, "space": self.space,
+            "macro": self.macro.to_dict(), "input_size": list(self.input_size), "candidates": list(self.candidates),
+            "fixed": self.fixed, "table": self.table, "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "cost table") -> CostTable:
+        if not isinstance(d, dict) or "schema_version" not in d:
+            raise CostTableError(f"{where}: not a squeezenas cost table (no 'schema_version')")
+        if d["schema_version"] != SCHEMA_VERSION:
+            raise CostTableError(f"{where}: schema version {d['schema_version']} (this version reads {SCHEMA_VERSION})")
+        try:
+            macro = MacroArch.from_dict(d["macro"], where=f"{where}: macro")
+            table = [[float(v) for v in row] for row in d["table"]]
+            t = cls(kind=d["kind"], unit=d["unit"], macro=macro, input_size=tuple(d["input_size"]),
+                    candidates=tuple(d["candidates"]), table=table,
+                    fixed={k: float(v) for k, v in d["fixed"].items()}, meta=d.get("meta", {}))
+        except KeyError as e:
+            raise CostTableError(f"{where}: missing field {e.args[0]!r}") from None
+        if len(t.table) != macro.num_positions or any(len(r) != len(t.candidates) for r in t.table):
+            raise CostTableError(f"{where}: table is not {macro.num_positions} positions × {len(t.candidates)} candidates")
+        return t
+
+    @classmethod
+    def load(cls, path: str | Path) -> CostTable:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"cost table not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise CostTableError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d, where=str(path))
+
+
+def _module_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        total += conv_macs(m, tuple(out.shape))
+
+    hooks = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            module.to("meta").eval()(torch.zeros(*input_shape, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def mac_table(macro: str | MacroArch, input_size: tuple[int, int], num_classes: int = 19) -> CostTable:
+    """GMACs of every candidate at every position at ``input_size`` (SPEC convention), plus the fixed parts."""
+    arch = MACROS.get(macro) if isinstance(macro, str) else macro
+    sizes = arch.input_sizes(*input_size)
+    cache: dict[tuple, float] = {}
+    table = []
+    for p, (h, w) in zip(arch.positions(), sizes):
+        row = []
+        for code in arch.candidates:
+            key = (code, p.c_in, p.c_out, p.stride, h, w)
+            if key not in cache:
+                cache[key] = _module_macs(build_op(code, p.c_in, p.c_out, p.stride), (1, p.c_in, h, w)) / 1e9
+            row.append(cache[key])
+        table.append(row)
+    ref = build_model(Genotype(arch, (arch.candidates[0],) * arch.num_positions), num_classes=num_classes)
+    parts = count_costs(ref, tuple(input_size)).parts
+    fixed = {k: parts.get(k, {"macs": 0})["macs"] / 1e9 for k in FIXED_PARTS if k in parts}
+    return CostTable(kind="macs", unit="gmacs", macro=arch, input_size=tuple(input_size),
+                     candidates=tuple(arch.candidates), table=table, fixed=fixed, meta={"num_classes": num_classes})

@@ -1,0 +1,45 @@
+import pytest
+
+from squeezenas.cost.counting import count_costs
+from squeezenas.cost.tables import CostTable, CostTableError, mac_table
+from squeezenas.models import build_model, get_model, get_model_entry
+from squeezenas.space import get_macro, random_genotype
+
+
+@pytest.mark.parametrize("macro", ["small", "large"])
+def test_mac_table_predicts_counted_macs(macro):
+    t = mac_table(macro, (128, 256))
+    for seed in range(3):
+        g = random_genotype(macro, seed)
+        counted = count_costs(build_model(g, num_classes=19), (128, 256)).macs / 1e9
+        assert t.predict(g) == pytest.approx(counted, rel=1e-9)
+
+
+def test_mac_table_zoo_at_full_resolution():
+    t = mac_table("small", (1024, 2048))
+    entry = get_model_entry("squeezenas_lat_small")
+    assert t.predict(entry.genotype) == pytest.approx(entry.published_gmacs, rel=0.005)
+
+
+def test_round_trip_and_compatibility(tmp_path):
+    t = mac_table("small", (64, 128))
+    t.save(tmp_path / "t.json")
+    u = CostTable.load(tmp_path / "t.json")
+    assert u.table == t.table and u.fixed == t.fixed and u.macro == t.macro
+    u.check_compatible(get_macro("small"), (64, 128))
+    with pytest.raises(CostTableError, match="space 'small', not 'large'"):
+        u.check_compatible(get_macro("large"), (64, 128))
+    with pytest.raises(CostTableError, match="64×128, not 128×256"):
+        u.check_compatible(get_macro("small"), (128, 256))
+    with pytest.raises(CostTableError, match="for space 'small'"):
+        u.predict(random_genotype("large", 0))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(CostTableError, match="bad.json"):
+        CostTable.load(tmp_path / "bad.json")
+
+
+def test_skip_identity_costs_nothing():
+    t = mac_table("small", (64, 128))
+    j = t.candidates.index("skip")
+    assert t.table[1][j] == 0.0 and t.table[0][j] > 0  # position 0 has stride 2: factorized reduce
+    assert t.matrix().shape == (20, 13)
