@@ -84,3 +84,23 @@ def test_output_helpers() -> None:
     assert flatten_outputs({"out": a, "aux": (b, a)}) == (a, b, a)
     with pytest.raises(ValueError, match="'out'"):
         as_logits({"logits": a})
+
+
+
+class SizeDependentPool(nn.Module):
+    """LR-ASPP-style pooling: the window is clamped to the map, so below 6 px it follows the input size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = (min(6, x.shape[2]), min(6, x.shape[3]))
+        pooled = F.avg_pool2d(x, kernel, stride=(2, 3), count_include_pad=False)
+        return F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("exporter", EXPORTER_PARAMS)
+def test_dynamic_export_of_size_dependent_window_is_refused(tmp_path: Path, exporter: str) -> None:
+    # The window is 4×5 at the example size: both exporters fix it there (TorchScript loudly, dynamo silently).
+    with pytest.raises((RuntimeError, ValueError), match="dynamo|larger example"):
+        export_onnx(SizeDependentPool(), tmp_path / "p.onnx", (1, 2, 4, 5), dynamic=True, exporter=exporter)
+    # From an example where the window is already at its cap the export holds at every larger size.
+    path = export_onnx(SizeDependentPool(), tmp_path / "q.onnx", (1, 2, 8, 8), dynamic=True, exporter=exporter)
+    assert verify_onnx(SizeDependentPool(), path, torch.rand(2, 2, 12, 16)) < 1e-5
