@@ -1,0 +1,1 @@
+"""Training and evaluation machinery: loops, metrics, checkpoints."""
