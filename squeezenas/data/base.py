@@ -188,7 +188,7 @@ def remap_labels(raw: np.ndarray, label_map: np.ndarray, path: Path) -> np.ndarr
     return mapped.astype(np.uint8)
 
 
-def require_dir(path: Path, what: str) -> Path:
+def require_dir(path: str | Path | None, what: str) -> Path:
     """A data root that must exist; the error says how to point at it."""
     if path is None:
         raise DataError(f"no data root given for {what}; pass --data-root PATH (or data.root in the config)")

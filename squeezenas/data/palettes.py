@@ -22,6 +22,7 @@ def default_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
         for i in range(num_classes)
     )
 
+
 # CamVid as distributed with SegNet: label values 0–10, 11 = void; colours of the SegNet CamVid tutorial.
 CAMVID_CLASSES: tuple[str, ...] = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from squeezenas.data.palettes import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE
 
 SKY, BUILDING, ROAD, SIDEWALK, VEGETATION, CAR, PERSON, POLE = range(8)
 SYNTHETIC_INFO = DatasetInfo(SYNTHETIC_CLASSES, SYNTHETIC_PALETTE)
-SPLITS = {"train": (0, 200), "val": (1, 50), "test": (2, 50)}  # split → (seed offset, default size)
+SPLITS = {"train": (0, 200), "val": (1, 50), "test": (2, 50)}  # split → (seed offset, default num_samples)
 Box = tuple[slice, slice]
 FULL: Box = (slice(None), slice(None))
 SKY_BANDS = 24  # the sky's vertical gradient is drawn as this many bands
@@ -194,9 +195,12 @@ def paint_tree(c: Canvas, lay: Layout, rng: np.random.Generator) -> None:
     c.paint(np.hypot(x - cx, (y - cy) * 1.2) < r * wobble, VEGETATION, rng.uniform([25, 70, 20], [80, 130, 60]), box)
 
 
-def place_objects(lay: Layout, rng: np.random.Generator) -> list[tuple[object, float]]:
+Painter = Callable[[Canvas, Layout, np.random.Generator, float], None]
+
+
+def place_objects(lay: Layout, rng: np.random.Generator) -> list[tuple[Painter, float]]:
     """Which cars, people and poles stand where: (painter, y of the foot point)."""
-    objects: list[tuple[object, float]] = []
+    objects: list[tuple[Painter, float]] = []
     for painter, count in ((paint_car, rng.integers(0, 5)), (paint_person, rng.integers(0, 5)), (paint_pole, rng.integers(0, 4))):
         for _ in range(count):
             objects.append((painter, lay.horizon + (1.02 - lay.horizon) * rng.uniform(0.08, 1.0) ** 0.7))
