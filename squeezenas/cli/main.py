@@ -10,6 +10,11 @@ import sys
 COMMANDS: dict[str, str] = {
     "info": "info",
     "predict": "predict",
+    "lut": "lut",
+    "bench": "bench",
+    "train": "train",
+    "eval": "eval",
+    "export": "export",
 }
 
 
