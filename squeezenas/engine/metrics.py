@@ -29,9 +29,12 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch; ``pred`` holds class ids shaped like ``target``, or logits with classes in dim 1."""
+        """Add a batch; ``pred`` holds class ids shaped like ``target``, or logits with a class dimension.
+
+        Logits are (B, C, H, W) for (B, H, W) targets, or (C, H, W) for a single (H, W) target.
+        """
         if pred.dim() == target.dim() + 1:
-            pred = pred.argmax(1)
+            pred = pred.argmax(0 if target.dim() == 2 else 1)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
         n = self.num_classes

@@ -96,6 +96,8 @@ def test_logits_are_reduced_with_argmax():
     m = ConfusionMatrix(3)
     m.update(logits, target)
     assert m.compute()["confusion"].tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    m.update(logits[0], target[0])  # one image: (C, H, W) logits for an (H, W) target
+    assert m.compute()["confusion"].tolist() == [[2, 0, 0], [0, 2, 0], [0, 2, 0]]
 
 
 def test_other_ignore_index_and_dtypes():
