@@ -52,11 +52,23 @@ class CostTable:
         """(positions, candidates) float tensor, for the expected-cost term of the search loss."""
         return torch.tensor(self.table, dtype=torch.float32, device=device)
 
-    def predict(self, genotype: Genotype) -> float:
-        """fixed + Σ per-position costs (uncalibrated)."""
+    def predict(self, genotype: Genotype, calibrated: bool = False) -> float:
+        """fixed + Σ per-position costs; with ``calibrated``, ``overhead + scale · that`` when the table holds a
+        calibration (``meta["calibration"]``, fitted by ``squeezenas lut check --calibrate``), else unchanged."""
         self.check_genotype(genotype)
         index = {c: j for j, c in enumerate(self.candidates)}
-        return self.fixed_total + sum(self.table[i][index[op]] for i, op in enumerate(genotype.ops))
+        raw = self.fixed_total + sum(self.table[i][index[op]] for i, op in enumerate(genotype.ops))
+        return self.calibrate(raw) if calibrated else raw
+
+    @property
+    def calibration(self) -> dict | None:
+        """``{"overhead_ms", "scale", ...}`` fitted on end-to-end measurements, or None."""
+        return self.meta.get("calibration")
+
+    def calibrate(self, raw: float) -> float:
+        """Map a raw sum to the calibrated prediction (identity without a calibration)."""
+        c = self.calibration
+        return raw if not c else float(c["overhead_ms"]) + float(c["scale"]) * raw
 
     def check_genotype(self, genotype: Genotype) -> None:
         if genotype.macro_arch != self.macro:

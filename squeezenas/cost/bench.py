@@ -1,0 +1,141 @@
+"""End-to-end batch-1 benchmark of one network: latency (median, spread), GMAC/s and peak memory.
+
+Timed by ``cost.timing.measure`` with the same ``TimingConfig`` a latency table records, so a table's prediction
+and this measurement are comparable by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from squeezenas.cost.counting import count_costs
+from squeezenas.cost.device import device_fingerprint
+from squeezenas.cost.timing import TimingConfig, measure
+from squeezenas.models.resolve import resolve_model
+
+
+def benchmark(
+    model: str | Path | nn.Module,
+    size: tuple[int, int],
+    config: TimingConfig | None = None,
+    *,
+    num_classes: int | None = None,
+    memory: bool = True,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Latency of ``model`` (zoo name, genotype file, checkpoint or module) on one (1, 3, H, W) input.
+
+    Returns median/IQR/p10/p90 (ms), repeats, GMACs (SPEC convention) and GMAC/s at the median, peak memory
+    (see ``peak_memory``), the timing settings and this machine's fingerprint.
+    """
+    config = config or TimingConfig()
+    if config.threads is None:
+        config = dataclasses.replace(config, threads=torch.get_num_threads())
+    if isinstance(model, nn.Module):
+        net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
+    else:
+        r = resolve_model(model, num_classes=num_classes)
+        net, label, genotype = r.model, name or r.name, r.genotype
+    h, w = (int(v) for v in size)
+    gmacs = count_costs(net, (h, w)).gmacs
+    t = measure(net, (3, h, w), config)
+    result: dict[str, Any] = {
+        "name": label, "genotype": genotype.to_dict() if genotype is not None else None,
+        "input_size": [h, w], "batch": config.batch,
+        "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "min_ms": t.min_ms,
+        "repeats": t.repeats, "calls_per_repeat": t.calls_per_repeat,
+        "gmacs": gmacs, "gmac_per_s": gmacs * config.batch / (t.median_ms / 1e3),
+        "backend": config.backend, "device": config.device, "dtype": config.dtype,
+        "channels_last": config.channels_last, "threads": t.threads,
+        "timing": config.to_dict(), "fingerprint": device_fingerprint(config.device, t.threads),
+    }
+    result.update(peak_memory(net, (h, w), config) if memory else {"peak_memory_mb": None, "memory_kind": None})
+    return result
+
+
+def peak_memory(model: nn.Module, size: tuple[int, int], config: TimingConfig) -> dict[str, Any]:
+    """Peak memory of a short run (one warm-up call and one timed call) of the same backend.
+
+    CUDA with a PyTorch backend: ``torch.cuda.max_memory_allocated`` (weights + activations + workspace).
+    CPU: increase of the process's resident set size over the run, sampled every millisecond from /proc
+    (it includes the backend's preparation, e.g. the model copy, or the ONNX export for onnxruntime); where
+    /proc is missing, the increase of ``ru_maxrss`` (a lower bound). Kept apart from the timed run, so the
+    sampling thread cannot disturb the latency figure.
+    """
+    short = dataclasses.replace(config, warmup=1, min_repeats=1, max_repeats=1, min_run_time=0.0,
+                                max_run_time=max(config.max_run_time, 1e-3))
+    h, w = size
+    if config.device == "cuda" and config.backend != "onnxruntime":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        measure(model, (3, h, w), short)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        return {"peak_memory_mb": peak / 2**20, "peak_memory_delta_mb": (peak - base) / 2**20,
+                "memory_kind": "cuda max_memory_allocated"}
+    if config.device == "cuda":
+        kind = "process RSS increase (host side only: onnxruntime's CUDA memory is not visible to torch)"
+    else:
+        kind = "process RSS increase over a short run"
+    with RssSampler() as sampler:
+        measure(model, (3, h, w), short)
+    return {"peak_memory_mb": sampler.peak_mb, "peak_memory_delta_mb": sampler.delta_mb, "memory_kind": kind}
+
+
+class RssSampler:
+    """Samples the resident set size on a thread; ``peak_mb`` (absolute) and ``delta_mb`` (over the start)."""
+
+    _STATM = Path("/proc/self/statm")
+
+    def __init__(self, interval_s: float = 1e-3):
+        self.interval_s = interval_s
+        self.start_b = self.peak_b = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._maxrss0 = 0
+
+    def _rss(self) -> int:
+        if self._STATM.is_file():
+            return int(self._STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return self._maxrss()
+
+    @staticmethod
+    def _maxrss() -> int:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss if sys.platform == "darwin" else rss * 1024  # bytes on macOS, KiB on Linux
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_b = max(self.peak_b, self._rss())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self.start_b = self.peak_b = self._rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_b = max(self.peak_b, self._rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_b / 2**20
+
+    @property
+    def delta_mb(self) -> float:
+        return max(0, self.peak_b - self.start_b) / 2**20

@@ -1,0 +1,534 @@
+"""Latency lookup tables measured on the target device: plan, build (resumable), load, check end-to-end, calibrate.
+
+A latency table is a ``CostTable`` with ``kind="latency"`` and ``unit="ms"``: ``table[i][j]`` is the median
+batch-1 latency of candidate j at position i, timed alone at the exact input shape the position sees at the
+deployment resolution; ``fixed`` holds the stem, the last 1×1 conv and the decoder (given the high/low feature
+shapes). predicted(network) = Σ fixed + Σ_i table[i][op_i]; the identity ``skip`` costs 0 ms.
+
+What makes the sum match an end-to-end measurement:
+
+- every part is timed by ``cost.timing.measure`` with the very ``TimingConfig`` (backend, device, dtype,
+  layout, threads, batch) later used to time whole networks (``lut check``, ``squeezenas bench``);
+- parts are the network's own modules (``build_op``, ``Stem``, ``conv_bn_relu``, the decoder) with the
+  network's initialisation, in eval and inference mode; a block's residual add belongs to the block;
+- eager: BN is not folded, neither in the parts nor in the network; onnxruntime: every part is exported alone
+  to ONNX and run with the same session options as the whole network, so conv+BN+ReLU fusions happen in both;
+- what remains (per-call framework overhead counted once per part, cache effects between consecutive blocks)
+  is captured by a calibration ``measured ≈ overhead_ms + scale · predicted``, fitted by least squares on
+  end-to-end measurements (``check_lut(..., calibrate=True)``) and evaluated on held-out networks.
+
+Identical (op, shape) pairs are timed once: every part has a canonical key of everything that changes its cost
+(op code, C_in, C_out, stride, input N×C×H×W, dtype, layout, backend); the table maps each cell to its key and
+each key to its statistics (median, spread, repeats).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from squeezenas.cost.device import device_fingerprint, fingerprint_matches
+from squeezenas.cost.tables import CostTable, CostTableError
+from squeezenas.cost.timing import Timing, TimingConfig, measure
+from squeezenas.models.blocks import build_op
+from squeezenas.models.builder import Stem, build_model, init_weights
+from squeezenas.models.heads import build_decoder, conv_bn_relu
+from squeezenas.space.genotype import Genotype
+from squeezenas.space.macro import MacroArch, get_macro, load_macro
+from squeezenas.space.ops import parse_op
+from squeezenas.utils.io import atomic_write_json
+
+LUT_FORMAT = "squeezenas latency table"
+PARTIAL_SUFFIX = ".partial"
+IDENTITY_KEY = "identity"  # cells where ``skip`` is the identity: 0 ms, nothing is timed
+_STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
+
+MeasureFn = Callable[[nn.Module, Sequence[int], TimingConfig], Timing]
+
+
+class LutError(CostTableError):
+    """A latency table (or its partial build) does not fit the settings it is used with."""
+
+
+# --- what is timed: parts and their canonical keys --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One timed module: a candidate at a position, or a fixed part; ``key`` names everything that changes its cost."""
+
+    key: str
+    kind: str  # "op", "stem", "last_conv" or "decoder"
+    input_shape: tuple[int, ...]  # (N, C, H, W) of the timed input (the decoder's is its packed input)
+    op: str = ""  # candidate code ("op" parts)
+    c_in: int = 0
+    c_out: int = 0
+    stride: int = 1
+    decoder: dict = field(default_factory=dict, hash=False, compare=False)  # decoder parts: name, shapes, classes
+
+    def build(self, channels_last: bool = False) -> nn.Module:
+        """The module to time, initialised as in a network of the space."""
+        if self.kind == "op":
+            module = build_op(self.op, self.c_in, self.c_out, self.stride)
+        elif self.kind == "stem":
+            module = Stem(self.c_out)
+        elif self.kind == "last_conv":
+            module = conv_bn_relu(self.c_in, self.c_out)
+        elif self.kind == "decoder":
+            d = self.decoder
+            head = build_decoder(d["name"], d["high"][0], d["low"][0], d["num_classes"], d["channels"])
+            module = PackedDecoder(head, tuple(d["high"]), tuple(d["low"]), tuple(d["out_size"]), self.input_shape[0],
+                                   channels_last)
+        else:
+            raise ValueError(f"unknown part kind {self.kind!r}")
+        init_weights(module)
+        return module.eval()
+
+
+class PackedDecoder(nn.Module):
+    """A decoder whose two inputs (high, low) arrive packed in one flat tensor (N, 1, 1, L).
+
+    The one timer (and an exported ONNX model) takes one input; a constant second input would be folded away
+    by onnxruntime. Unpacking is two views in PyTorch (free) and two Slice+Reshape in ONNX (a copy of the
+    features, ~1 MB at 360×480: well under 1% of the network). ``low`` comes first; ``high`` starts at a
+    64-element boundary so both stay aligned. With ``channels_last`` the features are packed as NHWC and
+    viewed back as channels-last NCHW tensors, as the network would hand them over.
+    """
+
+    def __init__(self, decoder: nn.Module, high: tuple[int, int, int], low: tuple[int, int, int],
+                 out_size: tuple[int, int], batch: int = 1, channels_last: bool = False):
+        super().__init__()
+        self.decoder = decoder
+        self.high, self.low, self.out_size, self.batch = high, low, out_size, batch
+        self.channels_last = channels_last
+        self.n_low, self.offset = math.prod(low), packed_offset(low)
+
+    def _unpack(self, flat: torch.Tensor, start: int, chw: tuple[int, int, int]) -> torch.Tensor:
+        c, h, w = chw
+        part = flat[:, start:start + c * h * w]
+        if self.channels_last:
+            return part.reshape(self.batch, h, w, c).permute(0, 3, 1, 2)
+        return part.reshape(self.batch, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(self.batch, -1)
+        low = self._unpack(flat, 0, self.low)
+        high = self._unpack(flat, self.offset, self.high)
+        return self.decoder(high, low, self.out_size)
+
+
+def packed_offset(low: Sequence[int]) -> int:
+    """Where ``high`` starts in a packed decoder input: after ``low``, rounded up to 64 elements (256 bytes)."""
+    return -(-math.prod(low) // 64) * 64
+
+
+def _suffix(config: TimingConfig) -> str:
+    layout = "nhwc" if config.channels_last else "nchw"
+    return f"{config.dtype}|{layout}|{config.backend}"
+
+
+def _shape(s: Sequence[int]) -> str:
+    return "x".join(str(int(v)) for v in s)
+
+
+def output_sizes(macro: MacroArch, height: int, width: int) -> list[tuple[int, int]]:
+    """Spatial size of every position's output for a network input of height × width."""
+    sizes = macro.input_sizes(height, width)
+    return [(math.ceil(h / 2), math.ceil(w / 2)) if p.stride == 2 else (h, w)
+            for p, (h, w) in zip(macro.positions(), sizes)]
+
+
+@dataclass
+class LutPlan:
+    """What a table of (macro, size, config) times: a key per cell, a key per fixed part, the distinct parts."""
+
+    macro: MacroArch
+    input_size: tuple[int, int]
+    num_classes: int
+    config: TimingConfig
+    cells: list[list[str]]  # [position][candidate] → key (IDENTITY_KEY for the identity skip)
+    fixed: dict[str, str]  # part name → key
+    parts: dict[str, Part]  # key → part, in first-use order (stem, positions, last_conv, decoder)
+
+
+def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig, num_classes: int = 19) -> LutPlan:
+    """The cells, fixed parts and distinct parts of a latency table; nothing is built or timed."""
+    h, w = (int(v) for v in input_size)
+    n, sfx = config.batch, _suffix(config)
+    parts: dict[str, Part] = {}
+
+    def add(part: Part) -> str:
+        parts.setdefault(part.key, part)
+        return part.key
+
+    fixed: dict[str, str] = {}
+    stem_in = (n, 3, h, w)
+    fixed["stem"] = add(Part(f"stem|cin=3|cout={macro.stem_channels}|s=2|in={_shape(stem_in)}|{sfx}", "stem",
+                             stem_in, c_in=3, c_out=macro.stem_channels, stride=2))
+    cells = []
+    for p, (ph, pw) in zip(macro.positions(), macro.input_sizes(h, w)):
+        shape = (n, p.c_in, ph, pw)
+        row = []
+        for code in macro.candidates:
+            if parse_op(code).is_skip and p.is_identity_skip:
+                row.append(IDENTITY_KEY)
+                continue
+            key = f"op={code}|cin={p.c_in}|cout={p.c_out}|s={p.stride}|in={_shape(shape)}|{sfx}"
+            row.append(add(Part(key, "op", shape, op=code, c_in=p.c_in, c_out=p.c_out, stride=p.stride)))
+        cells.append(row)
+    outs = output_sizes(macro, h, w)
+    high_hw, low_hw = outs[-1], outs[macro.low_level_position]
+    if macro.last_channels:
+        c_last = macro.stages[-1].channels
+        last_in = (n, c_last, *high_hw)
+        fixed["last_conv"] = add(Part(f"last_conv|cin={c_last}|cout={macro.last_channels}|s=1|in={_shape(last_in)}|{sfx}",
+                                      "last_conv", last_in, c_in=c_last, c_out=macro.last_channels))
+    high, low = (macro.high_channels, *high_hw), (macro.low_channels, *low_hw)
+    dec = macro.decoder
+    packed = (n, 1, 1, packed_offset(low) + math.prod(high))
+    key = (f"decoder={dec.name}|ch={dec.channels}|high={_shape(high)}|low={_shape(low)}|out={h}x{w}"
+           f"|classes={num_classes}|n={n}|{sfx}")
+    fixed["decoder"] = add(Part(key, "decoder", packed, decoder={
+        "name": dec.name, "channels": dec.channels, "high": list(high), "low": list(low), "out_size": [h, w],
+        "num_classes": num_classes}))
+    return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts)
+
+
+# --- building a table --------------------------------------------------------------------------------------
+
+
+def resolve_config(config: TimingConfig) -> TimingConfig:
+    """The config with ``threads`` made explicit (torch's current count when None), so a table records it."""
+    if config.threads is None:
+        return TimingConfig.from_dict({**config.to_dict(), "threads": torch.get_num_threads()})
+    return config
+
+
+def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
+    """Everything a partial build must share with the build that resumes it."""
+    return {"macro": plan.macro.to_dict(), "input_size": list(plan.input_size), "num_classes": plan.num_classes,
+            "timing": plan.config.to_dict(), "fingerprint": fingerprint}
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} != {b!r}")
+    return out
+
+
+def partial_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _read_partial(path: Path, settings: dict) -> dict[str, dict]:
+    """Entries of a partial build with the same settings; an error naming what differs otherwise."""
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise LutError(f"{path}: partial build is not valid JSON ({e}); delete it to start over") from None
+    if d.get("format") != LUT_FORMAT + " (partial)":
+        raise LutError(f"{path}: not a partial latency-table build; delete it to start over")
+    diff = _differences(d.get("settings", {}), settings)
+    if diff:
+        raise LutError(f"{path}: a partial build with other settings ({'; '.join(diff[:6])}"
+                       f"{'; ...' if len(diff) > 6 else ''}); finish it with its own settings or delete it")
+    return dict(d.get("entries", {}))
+
+
+def _stats(t: Timing) -> dict[str, Any]:
+    d = t.to_dict()
+    return {k: d[k] for k in _STAT_FIELDS}
+
+
+def build_lut(
+    macro: str | MacroArch,
+    input_size: tuple[int, int],
+    config: TimingConfig | None = None,
+    *,
+    num_classes: int = 19,
+    out: str | Path | None = None,
+    progress: bool = True,
+    measure_fn: MeasureFn = measure,
+    checkpoint_every: int = 1,
+) -> CostTable:
+    """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
+
+    With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
+    a build with the same settings resumes from it (a partial with other settings is an error naming them),
+    and it is removed once ``out`` is written. ``measure_fn`` is ``timing.measure`` (tests pass a counting fake).
+    """
+    arch = get_macro(macro) if isinstance(macro, str) else macro
+    config = resolve_config(config or TimingConfig())
+    plan = plan_lut(arch, tuple(input_size), config, num_classes)
+    fingerprint = device_fingerprint(config.device, config.threads)
+    settings = _settings(plan, fingerprint)
+    partial = partial_path(out) if out is not None else None
+    entries: dict[str, dict] = {}
+    if partial is not None and partial.is_file():
+        entries = {k: v for k, v in _read_partial(partial, settings).items() if k in plan.parts}
+    todo = [part for key, part in plan.parts.items() if key not in entries]
+    start = time.perf_counter()
+
+    def checkpoint() -> None:
+        if partial is not None:
+            atomic_write_json(partial, {"format": LUT_FORMAT + " (partial)", "settings": settings, "entries": entries})
+
+    bar = _progress(len(plan.parts), len(entries), progress,
+                    f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
+    try:
+        for n, part in enumerate(todo, 1):
+            bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
+            timing = measure_fn(part.build(config.channels_last), part.input_shape, config)
+            entries[part.key] = _stats(timing)
+            bar.update(1)
+            if n % checkpoint_every == 0 or n == len(todo):
+                checkpoint()
+    finally:
+        bar.close()
+    table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
+    if out is not None:
+        table.save(out)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    return table
+
+
+def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=desc, unit="part", disable=not enabled, dynamic_ncols=True)
+
+
+def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, seconds: float,
+                   source: str = "measured") -> CostTable:
+    """The latency table of a plan from per-key statistics (measured here, or imported from a bundle)."""
+    def value(key: str) -> float:
+        return 0.0 if key == IDENTITY_KEY else float(entries[key]["median_ms"])
+
+    from squeezenas import __version__
+
+    c = plan.config
+    meta = {
+        "format": LUT_FORMAT, "source": source, "num_classes": plan.num_classes,
+        "device": c.device, "backend": c.backend, "dtype": c.dtype, "channels_last": c.channels_last,
+        "batch": c.batch, "threads": c.threads, "timing": c.to_dict(), "fingerprint": fingerprint,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "squeezenas": __version__, "build_seconds": round(seconds, 1),
+        "cells": plan.cells, "fixed_keys": plan.fixed,
+        "entries": {k: entries[k] for k in plan.parts},
+    }
+    return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
+                     candidates=tuple(plan.macro.candidates), table=[[value(k) for k in row] for row in plan.cells],
+                     fixed={name: value(key) for name, key in plan.fixed.items()}, meta=meta)
+
+
+# --- loading and checking a table's provenance -------------------------------------------------------------
+
+
+def load_lut(path: str | Path, macro: MacroArch | str | None = None, input_size: tuple[int, int] | None = None,
+             *, warn_device: bool = False) -> CostTable:
+    """Load a latency table; with ``macro``/``input_size``, another space or resolution is an error; with
+    ``warn_device``, a table measured on another device (fingerprint) is a warning naming the fields."""
+    table = CostTable.load(path)
+    if table.kind != "latency":
+        raise LutError(f"{path}: a {table.kind!r} cost table, not a latency table")
+    if macro is not None or input_size is not None:
+        arch = table.macro if macro is None else (load_macro(macro) if isinstance(macro, str) else macro)
+        table.check_compatible(arch, tuple(input_size or table.input_size), where=str(path))
+    if warn_device:
+        check_device(table, where=str(path))
+    return table
+
+
+def check_device(table: CostTable, fingerprint: dict | None = None, where: str = "latency table") -> list[str]:
+    """Warn (and return the differences) when this machine's fingerprint differs from the table's."""
+    recorded = table.meta.get("fingerprint")
+    if not recorded:
+        return []
+    current = fingerprint or device_fingerprint(recorded.get("device", "cpu"), recorded.get("threads"))
+    diff = fingerprint_matches(recorded, current)
+    if diff:
+        warnings.warn(f"{where} was measured on another device: {'; '.join(diff)}", stacklevel=2)
+    return diff
+
+
+def table_config(table: CostTable) -> TimingConfig:
+    """The TimingConfig the table was measured with (to time whole networks the same way)."""
+    if "timing" not in table.meta:
+        raise LutError("latency table has no 'timing' settings in meta")
+    return TimingConfig.from_dict(table.meta["timing"])
+
+
+# --- checking predictions against end-to-end measurements --------------------------------------------------
+
+
+def spanning_genotypes(table: CostTable, n: int, seed: int = 0) -> list[tuple[float, Genotype]]:
+    """``n`` networks whose costs span the table's range, each with its mixing ratio r.
+
+    Uniform draws cluster around the mean cost and rank poorly under noise. Network k gets r_k, stratified
+    over [0, 1] (k + u) / n, and draws every position's op from the most expensive half of that position's
+    candidates with probability r_k, else from the cheapest half (uniformly within the half).
+    """
+    rng = random.Random(seed)
+    out = []
+    halves = []
+    for row in table.table:
+        order = sorted(range(len(row)), key=lambda j: (row[j], j))
+        cut = (len(order) + 1) // 2
+        halves.append((order[:cut], order[cut:] or order[:cut]))
+    for k in range(n):
+        r = (k + rng.random()) / n
+        ops = tuple(table.candidates[rng.choice(exp if rng.random() < r else cheap)] for cheap, exp in halves)
+        out.append((r, Genotype(table.macro, ops)))
+    return out
+
+
+def fit_calibration(predicted: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
+    """Least-squares (overhead, scale) with measured ≈ overhead + scale · predicted.
+
+    With fewer than two distinct predictions the scale cannot be fitted: scale 1 and the mean difference.
+    """
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    if len(p) == 0:
+        raise ValueError("fit_calibration: no points")
+    if len(p) < 2 or np.ptp(p) == 0:
+        return float(np.mean(m - p)), 1.0
+    scale, overhead = np.polyfit(p, m, 1)
+    return float(overhead), float(scale)
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's τ-b between two rankings (ties in either counted as neither concordant nor discordant)."""
+    if len(a) != len(b):
+        raise ValueError("kendall_tau: sequences of different length")
+    concordant = discordant = ties_a = ties_b = 0
+    for i in range(len(a)):
+        for j in range(i + 1, len(a)):
+            da, db = a[i] - a[j], b[i] - b[j]
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif (da > 0) == (db > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denom = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return (concordant - discordant) / denom if denom else float("nan")
+
+
+def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """MAPE (%), max absolute percentage error, max absolute error (ms), mean signed error (%), Kendall τ."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    pct = (p - m) / m * 100
+    return {"mape": float(np.mean(np.abs(pct))), "max_abs_pct_error": float(np.max(np.abs(pct))),
+            "max_abs_error_ms": float(np.max(np.abs(p - m))), "mean_signed_pct_error": float(np.mean(pct)),
+            "kendall_tau": kendall_tau(list(p), list(m))}
+
+
+def leave_one_out(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:
+    """Calibrated predictions, each from a calibration fitted on all the other networks (held-out)."""
+    p, m = list(predicted), list(measured)
+    out = []
+    for i in range(len(p)):
+        overhead, scale = fit_calibration(p[:i] + p[i + 1:], m[:i] + m[i + 1:]) if len(p) > 1 else (0.0, 1.0)
+        out.append(overhead + scale * p[i])
+    return out
+
+
+def evaluate_predictions(table: CostTable, rows: list[dict]) -> dict[str, Any]:
+    """Errors of raw, held-out calibrated and (if present) stored-calibration predictions; fills the rows."""
+    pred = [r["predicted_ms"] for r in rows]
+    meas = [r["measured_ms"] for r in rows]
+    loo = leave_one_out(pred, meas)
+    overhead, scale = fit_calibration(pred, meas)
+    for r, c in zip(rows, loo):
+        r["calibrated_loo_ms"] = c
+        r["error_pct"] = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] * 100
+        r["calibrated_error_pct"] = (c - r["measured_ms"]) / r["measured_ms"] * 100
+    raw = error_summary(pred, meas)
+    report: dict[str, Any] = {
+        "n": len(rows), "mape": raw["mape"], "kendall_tau": raw["kendall_tau"], "raw": raw,
+        "calibrated": {**error_summary(loo, meas),
+                       "method": "leave-one-out: each network predicted with overhead/scale fitted on the others"},
+        "calibration_fit": {"overhead_ms": overhead, "scale": scale, "n_networks": len(rows),
+                            "fitted_on": "all networks of this check"},
+        "stored_calibration": None,
+    }
+    stored = table.calibration
+    if stored:
+        report["stored_calibration"] = {
+            **{k: stored.get(k) for k in ("overhead_ms", "scale", "n_networks", "seed")},
+            **error_summary([table.calibrate(v) for v in pred], meas)}
+    return report
+
+
+def check_lut(
+    table: CostTable,
+    samples: int = 20,
+    seed: int = 0,
+    *,
+    calibrate: bool = False,
+    config: TimingConfig | None = None,
+    progress: bool = True,
+    measure_fn: MeasureFn = measure,
+    warn_device: bool = True,
+) -> dict[str, Any]:
+    """Predict and measure ``samples`` networks spanning the table's range; report errors before and after
+    calibration. Networks are timed with the table's own TimingConfig (or ``config``).
+
+    The calibrated errors are held-out (leave-one-out). With ``calibrate``, the fit on all networks is stored
+    in ``table.meta["calibration"]`` (the caller saves the table).
+    """
+    if table.kind != "latency":
+        raise LutError(f"check needs a latency table, got a {table.kind!r} table")
+    if samples < 3:
+        raise ValueError(f"samples: need at least 3 networks for a held-out calibration, got {samples}")
+    config = config or table_config(table)
+    fingerprint_diff = check_device(table) if warn_device else []
+    h, w = table.input_size
+    num_classes = int(table.meta.get("num_classes", 19))
+    rows = []
+    nets = spanning_genotypes(table, samples, seed)
+    from tqdm import tqdm
+
+    for k, (r, geno) in enumerate(tqdm(nets, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
+                                       disable=not progress, dynamic_ncols=True)):
+        model = build_model(geno, num_classes=num_classes)
+        t = measure_fn(model, (3, h, w), config)
+        rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
+                     "predicted_ms": table.predict(geno), "measured_ms": t.median_ms, "iqr_ms": t.iqr_ms,
+                     "repeats": t.repeats})
+    report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
+              "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
+              "fingerprint_differences": fingerprint_diff, **evaluate_predictions(table, rows), "networks": rows}
+    if calibrate:
+        table.meta["calibration"] = {**report["calibration_fit"], "seed": seed,
+                                     "held_out_mape": report["calibrated"]["mape"],
+                                     "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return report
+
+
+__all__ = ["IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "assemble_table", "build_lut",
+           "check_device", "check_lut", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
+           "leave_one_out", "load_lut", "output_sizes", "partial_path", "plan_lut", "resolve_config",
+           "spanning_genotypes", "table_config"]
