@@ -1,0 +1,150 @@
+"""Latency tables for devices that cannot run the project: export a self-contained ONNX bundle, import its results.
+
+``export_bundle`` writes every distinct part of a latency table (each candidate at each distinct input shape,
+stem, last conv, decoder) as an ONNX model exactly as the onnxruntime timing backend exports it, optionally a few
+whole networks spanning the space's cost range (to check and calibrate the sum on the device), a manifest and
+``run_bundle.py`` (Python + numpy + onnxruntime only). ``import_results`` turns the runner's results JSON into a
+latency ``CostTable`` (backend "onnxruntime"); when the bundle held networks, it also reports the prediction
+errors (raw and held-out calibrated) and stores the calibration.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from squeezenas.cost.lut import LutError, assemble_table, evaluate_predictions, plan_lut, spanning_genotypes
+from squeezenas.cost.tables import CostTable, mac_table
+from squeezenas.cost.timing import TimingConfig
+from squeezenas.export import FlatOutputs, export_module
+from squeezenas.models.builder import build_model
+from squeezenas.space.genotype import Genotype
+from squeezenas.space.macro import MacroArch, get_macro
+from squeezenas.utils.io import atomic_write_json
+
+BUNDLE_FORMAT = "squeezenas latency bundle"
+RESULTS_FORMAT = "squeezenas latency bundle results"
+RUNNER = Path(__file__).with_name("bundle_runner.py")
+
+
+def export_bundle(
+    macro: str | MacroArch,
+    input_size: tuple[int, int],
+    out_dir: str | Path,
+    *,
+    num_classes: int = 19,
+    networks: int = 0,
+    seed: int = 0,
+    exporter: str = "dynamo",
+    progress: bool = True,
+) -> Path:
+    """Write the bundle for (macro, input_size) to ``out_dir``; returns the manifest path.
+
+    ``networks`` whole networks are added for an on-device check; they span the MAC range (the latency
+    ordering is unknown before the device has run the bundle), sampled as ``lut check`` samples them.
+    """
+    arch = get_macro(macro) if isinstance(macro, str) else macro
+    out = Path(out_dir)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    config = TimingConfig(backend="onnxruntime", onnx_exporter=exporter, threads=1)
+    plan = plan_lut(arch, tuple(input_size), config, num_classes)
+    from tqdm import tqdm
+
+    parts = []
+    gen = torch.Generator().manual_seed(0)
+    for i, (key, part) in enumerate(tqdm(plan.parts.items(), desc=f"export {arch.name}", unit="model",
+                                         disable=not progress, dynamic_ncols=True)):
+        file = f"parts/{i:03d}_{part.kind}.onnx"
+        example = torch.randn(part.input_shape, generator=gen)
+        _export(part.build(), out / file, example, exporter)
+        parts.append({"key": key, "kind": part.kind, "file": file, "input_shape": list(part.input_shape)})
+    nets = []
+    if networks:
+        (out / "networks").mkdir(exist_ok=True)
+        h, w = plan.input_size
+        for k, (r, geno) in enumerate(spanning_genotypes(mac_table(arch, plan.input_size, num_classes), networks, seed)):
+            file = f"networks/net{k:03d}.onnx"
+            _export(build_model(geno, num_classes=num_classes), out / file, torch.randn(1, 3, h, w, generator=gen),
+                    exporter)
+            nets.append({"name": f"net{k:03d}", "file": file, "input_shape": [1, 3, h, w], "mix_ratio": round(r, 4),
+                         "genotype": list(geno.ops)})
+    from squeezenas import __version__
+
+    manifest = {
+        "format": BUNDLE_FORMAT, "version": 1, "space": arch.name, "macro": arch.to_dict(),
+        "input_size": list(plan.input_size), "num_classes": num_classes, "candidates": list(arch.candidates),
+        "cells": plan.cells, "fixed_keys": plan.fixed, "parts": parts, "networks": nets, "seed": seed,
+        "exporter": exporter, "torch": torch.__version__, "squeezenas": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest["bundle_id"] = hashlib.sha256(json.dumps([manifest["macro"], manifest["input_size"], num_classes,
+                                                       [p["key"] for p in parts], nets]).encode()).hexdigest()[:16]
+    atomic_write_json(out / "manifest.json", manifest)
+    shutil.copyfile(RUNNER, out / "run_bundle.py")
+    (out / "README.txt").write_text(
+        f"squeezenas latency bundle: space {arch.name!r} at {plan.input_size[0]}x{plan.input_size[1]}, "
+        f"{len(parts)} parts, {len(nets)} check networks.\n\n"
+        "On the target device (needs Python 3.8+, numpy, onnxruntime):\n"
+        "    python run_bundle.py --threads N --out results.json\n"
+        "Then, where squeezenas is installed:\n"
+        "    squeezenas lut import results.json --out table.json\n")
+    return out / "manifest.json"
+
+
+def _export(module: torch.nn.Module, path: Path, example: torch.Tensor, exporter: str) -> None:
+    """As the onnxruntime timing backend exports: a float32 CPU module returning a flat tuple of outputs."""
+    module = module.float().cpu().eval()
+    with torch.no_grad():
+        n = len(FlatOutputs(module)(example))
+    export_module(FlatOutputs(module), path, example, output_names=[f"output{i}" for i in range(n)], exporter=exporter)
+
+
+def import_results(results: str | Path, out: str | Path | None = None, *, calibrate: bool = True) -> tuple[CostTable, dict | None]:
+    """Turn a bundle's results JSON into a latency table (saved to ``out`` when given).
+
+    Returns the table and, when the results hold check networks, their error report (raw and leave-one-out
+    calibrated); with ``calibrate`` the fit on all of them is stored in the table.
+    """
+    path = Path(results)
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle results not found: {path}")
+    d = json.loads(path.read_text())
+    if d.get("format") != RESULTS_FORMAT:
+        raise LutError(f"{path}: not squeezenas bundle results (format {d.get('format')!r})")
+    manifest, settings, fp = d["manifest"], d["settings"], d["fingerprint"]
+    macro = MacroArch.from_dict(manifest["macro"], where=f"{path}: macro")
+    config = TimingConfig(backend="onnxruntime", device=fp.get("device", "cpu"), threads=int(settings["threads"]),
+                          warmup=settings["warmup"], min_run_time=settings["min_run_time"],
+                          max_run_time=settings["max_run_time"], min_repeats=settings["min_repeats"],
+                          max_repeats=settings["max_repeats"], onnx_exporter=manifest["exporter"])
+    plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]))
+    if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"]:
+        raise LutError(f"{path}: the bundle's parts do not match this squeezenas version's plan of the space; "
+                       "export the bundle again with this version")
+    missing = [k for k in plan.parts if k not in d["parts"]]
+    if missing:
+        raise LutError(f"{path}: {len(missing)} parts have no result (first: {missing[0]})")
+    table = assemble_table(plan, d["parts"], fp, 0.0, source="bundle")
+    table.meta.update({"bundle_id": manifest["bundle_id"], "provider": fp.get("provider"),
+                       "created": d.get("created", table.meta["created"])})
+    table.meta.pop("build_seconds", None)
+    report = None
+    rows = [{"index": k, "name": n["name"], "mix_ratio": n["mix_ratio"], "genotype": n["genotype"],
+             "predicted_ms": table.predict(Genotype(macro, tuple(n["genotype"]))),
+             "measured_ms": d["networks"][n["name"]]["median_ms"], "iqr_ms": d["networks"][n["name"]]["iqr_ms"]}
+            for k, n in enumerate(manifest.get("networks", [])) if n["name"] in d.get("networks", {})]
+    if len(rows) >= 3:
+        report = {"space": macro.name, "input_size": manifest["input_size"], "backend": "onnxruntime",
+                  "provider": fp.get("provider"), "threads": config.threads, **evaluate_predictions(table, rows),
+                  "networks": rows}
+        if calibrate:
+            table.meta["calibration"] = {**report["calibration_fit"], "seed": manifest.get("seed"),
+                                         "held_out_mape": report["calibrated"]["mape"], "fitted": table.meta["created"]}
+    if out is not None:
+        table.save(out)
+    return table, report
