@@ -1,0 +1,182 @@
+"""Latency lookup tables measured on the target device: build, check against end-to-end, export/import a bundle.
+
+  squeezenas lut build  --space small --size 360 480 --backend onnxruntime --threads 2 --out lut.json
+  squeezenas lut check  --lut lut.json --samples 24 --calibrate
+  squeezenas lut export --space small --size 360 480 --networks 12 --out bundle/
+  squeezenas lut import bundle/results.json --out lut.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+from squeezenas.cost.timing import BACKENDS, DTYPES, TimingConfig
+from squeezenas.export import EXPORTERS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = p.add_subparsers(dest="lut_command", metavar="ACTION")
+    sub.required = True
+
+    b = sub.add_parser("build", help="time every candidate at every position and the fixed parts")
+    _space_args(b)
+    _timing_args(b)
+    b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(_lut=_build)
+
+    c = sub.add_parser("check", help="predicted vs measured latency of networks spanning the table's range")
+    c.add_argument("--lut", required=True, type=Path, help="latency table JSON")
+    c.add_argument("--samples", type=int, default=20, help="networks to build and time")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--calibrate", action="store_true",
+                   help="fit overhead and scale on these networks and store them in the table")
+    c.add_argument("--min-run-time", type=float, default=None,
+                   help="seconds of sampling per network (default: the table's)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(_lut=_check)
+
+    e = sub.add_parser("export", help="write an ONNX bundle to time on a device without squeezenas")
+    _space_args(e)
+    e.add_argument("--networks", type=int, default=12, help="whole networks to include for an on-device check")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo")
+    e.add_argument("--out", required=True, type=Path, help="bundle folder")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(_lut=_export)
+
+    i = sub.add_parser("import", help="turn a bundle's results.json into a latency table")
+    i.add_argument("results", type=Path, help="results JSON written by the bundle's run_bundle.py")
+    i.add_argument("--out", required=True, type=Path, help="table JSON")
+    i.add_argument("--no-calibrate", action="store_true", help="do not store the calibration fitted on the networks")
+    i.add_argument("--json", action="store_true", help="print the check report of the bundle's networks as JSON")
+    i.set_defaults(_lut=_import)
+
+
+def _space_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", required=True, help="macro-architecture name (small, large, xlarge) or YAML/JSON file")
+    p.add_argument("--size", nargs=2, type=int, required=True, metavar=("H", "W"), help="deployment input size")
+    p.add_argument("--num-classes", type=int, default=19, help="classes of the decoder (its cost depends on them)")
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--backend", choices=BACKENDS.names(), default="eager")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    p.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs (eager, cuda_graph)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current count)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of sampling per part at least")
+    p.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo", help="exporter of the onnxruntime backend")
+
+
+def timing_config(args: argparse.Namespace) -> TimingConfig:
+    return TimingConfig(backend=args.backend, device=args.device, dtype=args.dtype, channels_last=args.channels_last,
+                        threads=args.threads, batch=args.batch, min_run_time=args.min_run_time,
+                        max_run_time=max(10.0, args.min_run_time), onnx_exporter=args.onnx_exporter)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._lut(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from squeezenas.cost.lut import build_lut, partial_path
+    from squeezenas.space.macro import load_macro
+
+    if partial_path(args.out).is_file():
+        print(f"resuming from {partial_path(args.out)}")
+    table = build_lut(load_macro(args.space), tuple(args.size), timing_config(args), num_classes=args.num_classes,
+                      out=args.out, progress=not args.quiet)
+    m = table.meta
+    print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
+          f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "
+          f"fixed {table.fixed_total:.3f} ms")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from squeezenas.cost.lut import check_lut, load_lut, table_config
+
+    table = load_lut(args.lut)
+    config = table_config(table)
+    if args.min_run_time is not None:
+        config = dataclasses.replace(config, min_run_time=args.min_run_time,
+                                     max_run_time=max(config.max_run_time, args.min_run_time))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = check_lut(table, args.samples, args.seed, calibrate=args.calibrate, config=config,
+                           progress=not (args.quiet or args.json))
+    for w in caught:
+        print(f"warning: {w.message}", flush=True) if not args.json else None
+    report["table"] = str(args.lut)
+    if args.calibrate:
+        table.save(args.lut)  # atomic
+    if args.out:
+        from squeezenas.utils.io import atomic_write_json
+
+        atomic_write_json(args.out, report)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print_report(report)
+    if args.calibrate:
+        c = table.calibration
+        print(f"stored calibration in {args.lut}: overhead {c['overhead_ms']:.3f} ms, scale {c['scale']:.4f}")
+    return 0
+
+
+def print_report(report: dict) -> None:
+    """Per-network rows and the summary, raw and held-out calibrated."""
+    print(f"{'#':>3} {'mix':>5} {'predicted':>10} {'calib.':>10} {'measured':>10} {'IQR':>7} {'err%':>7} {'cal.err%':>8}")
+    for r in report["networks"]:
+        print(f"{r['index']:>3} {r['mix_ratio']:>5.2f} {r['predicted_ms']:>10.3f} {r['calibrated_loo_ms']:>10.3f} "
+              f"{r['measured_ms']:>10.3f} {r['iqr_ms']:>7.3f} {r['error_pct']:>7.2f} {r['calibrated_error_pct']:>8.2f}")
+    raw, cal, fit = report["raw"], report["calibrated"], report["calibration_fit"]
+    where = f"{report['space']} {report['input_size'][0]}x{report['input_size'][1]} {report['backend']}"
+    print(f"{where}, {report['n']} networks (ms)")
+    print(f"  raw sum:            MAPE {raw['mape']:.2f}%  max {raw['max_abs_pct_error']:.2f}% "
+          f"({raw['max_abs_error_ms']:.3f} ms)  bias {raw['mean_signed_pct_error']:+.2f}%  Kendall tau {raw['kendall_tau']:.3f}")
+    print(f"  calibrated (LOO):   MAPE {cal['mape']:.2f}%  max {cal['max_abs_pct_error']:.2f}% "
+          f"({cal['max_abs_error_ms']:.3f} ms)  bias {cal['mean_signed_pct_error']:+.2f}%  Kendall tau {cal['kendall_tau']:.3f}")
+    print(f"  fit on all:         measured = {fit['overhead_ms']:.3f} ms + {fit['scale']:.4f} x predicted")
+    print("  (calibrated errors are held out: each network is predicted with a fit on the other networks)")
+    s = report.get("stored_calibration")
+    if s:
+        print(f"  stored calibration: MAPE {s['mape']:.2f}%  Kendall tau {s['kendall_tau']:.3f} "
+              f"(overhead {s['overhead_ms']:.3f} ms, scale {s['scale']:.4f}; fitted on seed {s.get('seed')})")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from squeezenas.cost.bundle import export_bundle
+    from squeezenas.space.macro import load_macro
+
+    manifest = export_bundle(load_macro(args.space), tuple(args.size), args.out, num_classes=args.num_classes,
+                             networks=args.networks, seed=args.seed, exporter=args.onnx_exporter,
+                             progress=not args.quiet)
+    m = json.loads(manifest.read_text())
+    print(f"wrote {args.out}: {len(m['parts'])} parts, {len(m['networks'])} networks; on the device run\n"
+          f"  python run_bundle.py --threads N --out results.json")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from squeezenas.cost.bundle import import_results
+
+    table, report = import_results(args.results, args.out, calibrate=not args.no_calibrate)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"wrote {args.out}: {table.space} {table.input_size[0]}x{table.input_size[1]}, "
+          f"{len(table.meta['entries'])} parts, device {table.meta['fingerprint'].get('cpu_model')}")
+    if report:
+        print_report(report)
+    return 0

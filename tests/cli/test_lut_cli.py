@@ -1,0 +1,106 @@
+"""`squeezenas lut build/check/export/import` and `squeezenas bench` on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from squeezenas.cli.main import main
+from squeezenas.cost.lut import load_lut
+from squeezenas.space import DecoderSpec, MacroArch, Stage
+
+TINY = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 1, 2)), low_level_position=0,
+                 last_channels=16, decoder=DecoderSpec("lr_aspp", 8), candidates=("k3_d1_e1_g2", "k5_d1_e3_g1", "skip"))
+QUICK = ["--threads", "1", "--min-run-time", "0.01"]
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY.to_dict()))
+    return str(path)
+
+
+def test_build_then_check_json_and_calibrate(tmp_path, space_file, capsys):
+    out = tmp_path / "lut.json"
+    assert main(["lut", "build", "--space", space_file, "--size", "32", "64", *QUICK, "--out", str(out), "--quiet"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    table = load_lut(out, TINY, (32, 64))
+    assert table.meta["threads"] == 1 and table.meta["timing"]["min_run_time"] == 0.01
+    assert main(["lut", "check", "--lut", str(out), "--samples", "4", "--json", "--calibrate"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"mape", "kendall_tau", "raw", "calibrated", "networks"} <= set(report) and report["n"] == 4
+    assert {"predicted_ms", "measured_ms", "genotype"} <= set(report["networks"][0])
+    assert load_lut(out).calibration["n_networks"] == 4
+    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "Kendall tau" in text and "LOO" in text and "stored calibration" in text
+
+
+def test_build_errors(tmp_path, capsys):
+    assert main(["lut", "build", "--space", "smal", "--size", "32", "64", "--out", str(tmp_path / "x.json")]) == 2
+    assert "small" in capsys.readouterr().err
+    assert main(["lut", "build", "--space", "small", "--size", "32", "64", "--backend", "cuda_graph",
+                 "--out", str(tmp_path / "x.json")]) == 2
+    assert "TimingConfig.backend" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_build_resumes_from_the_command_line(tmp_path, space_file):
+    """Kill a real build process mid-way, then the same command finishes it from the partial file."""
+    out = tmp_path / "lut.json"
+    partial = tmp_path / "lut.json.partial"
+    cmd = [sys.executable, "-m", "squeezenas.cli.main", "lut", "build", "--space", space_file, "--size", "32", "64",
+           "--threads", "1", "--min-run-time", "0.1", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        import time
+
+        deadline = time.time() + 120
+        while not partial.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert partial.exists() and not out.exists()
+    done = len(json.loads(partial.read_text())["entries"])
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "resuming" in res.stdout and not partial.exists()
+    table = load_lut(out)
+    assert len(table.meta["entries"]) > done
+
+
+def test_export_import(tmp_path, space_file, capsys):
+    bundle = tmp_path / "bundle"
+    assert main(["lut", "export", "--space", space_file, "--size", "32", "64", "--networks", "3",
+                 "--onnx-exporter", "torchscript", "--out", str(bundle), "--quiet"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert len(manifest["parts"]) == 11 and len(manifest["networks"]) == 3
+    res = subprocess.run([sys.executable, str(bundle / "run_bundle.py"), "--threads", "1", "--warmup", "1",
+                          "--min-run-time", "0.005", "--min-repeats", "2", "--out", str(tmp_path / "results.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    capsys.readouterr()
+    assert main(["lut", "import", str(tmp_path / "results.json"), "--out", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "Kendall tau" in out
+    table = load_lut(tmp_path / "t.json", TINY, (32, 64))
+    assert table.meta["source"] == "bundle" and table.calibration["n_networks"] == 3
+
+
+def test_bench_json_fields(tmp_path, capsys):
+    from squeezenas.space import random_genotype
+
+    random_genotype("small", 0).save(tmp_path / "g.json")
+    assert main(["bench", str(tmp_path / "g.json"), "--size", "64", "128", *QUICK, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "repeats", "gmacs", "gmac_per_s", "peak_memory_mb",
+                "peak_memory_delta_mb", "memory_kind", "threads", "backend", "fingerprint", "input_size"):
+        assert key in r, key
+    assert r["median_ms"] > 0 and r["gmac_per_s"] > 0 and r["peak_memory_mb"] > 0 and r["threads"] == 1
+    assert main(["bench", "mobilenetv3_large_lraspp", "--size", "64", "128", *QUICK, "--no-memory"]) == 0
+    assert "GMAC/s" in capsys.readouterr().out
