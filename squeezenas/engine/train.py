@@ -141,12 +141,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
 
 
 def restore_schedule(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
-                     state: dict[str, Any]) -> None:
-    """Load the scheduler's saved state (step count, base lrs) and set the optimizer's lr to what the current
-    schedule gives at that step: unchanged when the schedule is the same, the new schedule's value when the
-    number of epochs (or the schedule) changed."""
+                     state: dict[str, Any], step: int) -> None:
+    """Load the scheduler's saved state, place it at ``step`` (epochs done × steps per epoch) and set the
+    optimizer's lr to what the current schedule gives there: unchanged when nothing changed, the new
+    schedule's value when the number of epochs, the schedule or the steps per epoch did."""
     scheduler.load_state_dict(state)
-    lrs = [base * fn(scheduler.last_epoch) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    scheduler.last_epoch = step
+    lrs = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
     for group, lr in zip(optimizer.param_groups, lrs):
         group["lr"] = lr
     scheduler._last_lr = lrs  # what get_last_lr() reports
@@ -290,7 +291,7 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cuda)
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
-        restore_schedule(optimizer, scheduler, ckpt["scheduler"])
+        restore_schedule(optimizer, scheduler, ckpt["scheduler"], ckpt["epoch"] * steps_per_epoch)
         if ckpt.get("scaler") and scaler.is_enabled():
             scaler.load_state_dict(ckpt["scaler"])
     ddp_model = wrap_ddp(model, device, cfg.sync_bn)
