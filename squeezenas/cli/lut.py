@@ -147,6 +147,8 @@ def print_report(report: dict) -> None:
           f"({raw['max_abs_error_ms']:.3f} ms)  bias {raw['mean_signed_pct_error']:+.2f}%  Kendall tau {raw['kendall_tau']:.3f}")
     print(f"  calibrated (LOO):   MAPE {cal['mape']:.2f}%  max {cal['max_abs_pct_error']:.2f}% "
           f"({cal['max_abs_error_ms']:.3f} ms)  bias {cal['mean_signed_pct_error']:+.2f}%  Kendall tau {cal['kendall_tau']:.3f}")
+    if "kendall_tau_macs" in report:
+        print(f"  MACs as the cost:   Kendall tau {report['kendall_tau_macs']:.3f} (ranking by GMACs, for comparison)")
     print(f"  fit on all:         measured = {fit['overhead_ms']:.3f} ms + {fit['scale']:.4f} x predicted")
     print("  (calibrated errors are held out: each network is predicted with a fit on the other networks)")
     s = report.get("stored_calibration")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from squeezenas.cost.device import device_fingerprint, fingerprint_matches
-from squeezenas.cost.tables import CostTable, CostTableError
+from squeezenas.cost.tables import CostTable, CostTableError, mac_table
 from squeezenas.cost.timing import Timing, TimingConfig, measure
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import Stem, build_model, init_weights
@@ -518,9 +518,15 @@ def check_lut(
         rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": t.median_ms, "iqr_ms": t.iqr_ms,
                      "repeats": t.repeats})
+    macs = mac_table(table.macro, table.input_size, num_classes)
+    for r in rows:
+        r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
     report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
               "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
-              "fingerprint_differences": fingerprint_diff, **evaluate_predictions(table, rows), "networks": rows}
+              "fingerprint_differences": fingerprint_diff, **evaluate_predictions(table, rows),
+              # context: how well the hardware-agnostic cost (MACs) ranks the same networks
+              "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
+              "networks": rows}
     if calibrate:
         table.meta["calibration"] = {**report["calibration_fit"], "seed": seed,
                                      "held_out_mape": report["calibrated"]["mape"],

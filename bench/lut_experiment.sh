@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Latency lookup tables on this machine, checked end to end: every figure of docs/LATENCY.md.
+#
+#   bench/lut_experiment.sh              # refuses to start unless the 1-minute load average is < 0.5
+#   FORCE=1 bench/lut_experiment.sh      # run anyway (figures from a busy machine are not comparable)
+#
+# Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
+# the stored calibration on networks it was not fitted on), MRT (0.5 s of sampling per part/network), SIZES,
+# BACKENDS, OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s), PLOTS (docs/img). Every step resumes or is skipped when its output exists, so an interrupted
+# run can simply be started again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+THREADS=${THREADS:-2}
+SAMPLES=${SAMPLES:-24}
+FRESH=${FRESH:-12}
+MRT=${MRT:-0.5}
+SIZES=${SIZES:-"128x256 360x480"}
+BACKENDS=${BACKENDS:-"eager onnxruntime"}
+OUT=${OUT:-bench/results/lut}
+ZOO_SIZES=${ZOO_SIZES:-"360x480 1024x2048"}
+ZOO_MRT=${ZOO_MRT:-2}
+PLOTS=${PLOTS:-docs/img}
+SQ="$PY -m squeezenas.cli.main"
+mkdir -p "$OUT"
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if [[ "${FORCE:-0}" != 1 ]] && awk "BEGIN{exit !($load >= 0.5)}"; then
+  echo "load average $load >= 0.5: other work is running, latency figures would be wrong. FORCE=1 to run anyway." >&2
+  exit 1
+fi
+
+log="$OUT/experiment.log"
+{
+  echo "# $(date -u +%FT%TZ) $(uname -srm), load: $(cat /proc/loadavg)"
+  $PY - <<'EOF'
+import json, torch, onnxruntime, numpy
+from squeezenas.cost.device import device_fingerprint
+print(json.dumps({"fingerprint": device_fingerprint("cpu"), "numpy": numpy.__version__}))
+EOF
+} | tee -a "$log"
+
+for size in $SIZES; do
+  h=${size%x*}; w=${size#*x}
+  for backend in $BACKENDS; do
+    t="$OUT/small_${size}_${backend}"
+    if [[ ! -f "$t.json" ]]; then
+      start=$(date +%s)
+      $SQ lut build --space small --size "$h" "$w" --backend "$backend" --threads "$THREADS" --min-run-time "$MRT" \
+        --out "$t.json"
+      echo "build small $size $backend: $(( $(date +%s) - start )) s wall" | tee -a "$log"
+    fi
+    if [[ ! -f "${t}_check.json" ]]; then
+      # 24 networks spanning the range; the calibration (fit on all 24) is stored in the table; the errors
+      # reported as calibrated are leave-one-out (each network predicted by a fit on the other 23)
+      $SQ lut check --lut "$t.json" --samples "$SAMPLES" --seed 0 --calibrate --min-run-time "$MRT" \
+        --out "${t}_check.json" | tee -a "$log"
+    fi
+    if [[ "$FRESH" -gt 0 && ! -f "${t}_fresh.json" ]]; then
+      # networks of another seed: the stored calibration has never seen them
+      $SQ lut check --lut "$t.json" --samples "$FRESH" --seed 1 --min-run-time "$MRT" \
+        --out "${t}_fresh.json" | tee -a "$log"
+    fi
+    echo "load after small $size $backend: $(cat /proc/loadavg)" | tee -a "$log"
+  done
+done
+
+$PY bench/lut_experiment.py summary --dir "$OUT" | tee "$OUT/summary.md"
+for size in $SIZES; do
+  if [[ -f "$OUT/small_${size}_eager.json" && -f "$OUT/small_${size}_onnxruntime.json" ]]; then
+    $PY bench/lut_experiment.py compare --eager "$OUT/small_${size}_eager.json" \
+      --ort "$OUT/small_${size}_onnxruntime.json" --positions 0 4 8 12 16 \
+      --plot "$PLOTS/lut_ort_vs_eager_${size}.png" | tee "$OUT/compare_${size}.md"
+  fi
+done
+
+$PY bench/zoo_latency.py --sizes $ZOO_SIZES --backends eager onnxruntime --threads "$THREADS" \
+  --min-run-time "$ZOO_MRT" --out "$OUT/zoo_latency.json" | tee "$OUT/zoo_latency.md"
+echo "# done $(date -u +%FT%TZ), load: $(cat /proc/loadavg)" | tee -a "$log"
