@@ -15,6 +15,9 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "eval",
     "export": "export",
+    "search": "search",
+    "sample": "sample",
+    "draw": "draw",
 }
 
 

@@ -1,0 +1,130 @@
+"""The search command's config: one frozen dataclass, loadable from YAML, overridable from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from squeezenas.utils.config import ConfigError
+
+COSTS = ("mac", "latency")
+TARGET_MODES = ("equal", "max")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_ALPHA = 0.5
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search depends on; written to ``out/config.json`` and into every checkpoint."""
+
+    # what to search, on what
+    space: str = "small"  # a registered macro-architecture (small, large, xlarge) or a YAML/JSON file
+    dataset: str = "synthetic"  # a registered dataset: camvid, cityscapes, folder, synthetic
+    data_root: str | None = None  # the dataset's folder (not needed for synthetic)
+    data_options: dict[str, Any] = field(default_factory=dict)  # extra dataset arguments (synthetic: num_samples, size)
+    train_split: str = "train"  # the search trains weights and θ on this split (never on val)
+    limit_train: int | None = None  # use only the first N training samples (quick trials)
+    out: str = "runs/search"  # run folder: config.json, checkpoint.pt, log.csv, theta.json, genotype.json, tb/
+    # the cost model: loss = CE + α · E / E_ref, E = fixed + Σ_i Σ_j p(i, j) C(i, j)
+    cost: str = "mac"  # "mac" (GMACs at ``size``, computed) or "latency" (ms, a lookup table from ``lut``)
+    lut: str | None = None  # latency lookup table (cost "latency"); its resolution is the deployment size
+    size: tuple[int, int] | None = None  # deployment resolution of the cost table; None: the LUT's, else the crop
+    alpha: float | None = None  # cost weight per E_ref (expected cost of the uniform distribution, "the mean
+    #                             network"); None: 0.5, or 0 with a target (the projection then sets the pressure)
+    alpha_raw: float | None = None  # cost weight per table unit (per GMAC or per ms); overrides ``alpha``
+    target: float | None = None  # expected cost to hold (table unit; calibrated ms for latency tables)
+    target_mode: str = "equal"  # "equal": E → target from both sides; "max": only E ≤ target is enforced
+    target_ramp: float = 0.3  # fraction of the θ-steps over which the target moves from E(uniform) to ``target``
+    # schedule
+    epochs: int = 10  # epochs of the search, warm-up included
+    warmup_epochs: int = 0  # first epochs train the weights only (θ frozen, uniform sampling, no pruning)
+    steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs); None: the whole split
+    batch_size: int = 8
+    crop: tuple[int, int] = (512, 1024)  # training crop (H, W) after random scaling
+    scale: tuple[float, float] = (0.5, 2.0)  # random rescaling range before the crop
+    workers: int = 4  # DataLoader worker processes (0: load in the main process)
+    lr: float | None = None  # weights' SGD lr; None: the paper's 0.05 scaled linearly to the batch (0.05 · B / 16)
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    theta_lr: float = 1e-2  # θ's Adam lr (no weight decay)
+    temperature_start: float = 5.0  # Gumbel-softmax temperature at the first θ-step ...
+    temperature_end: float = 1.0  # ... and at the last, exponential in between
+    # FBNet-style alternating updates: weights on (1 - holdout) of the training split, θ on the held-out rest
+    alternate: bool = False
+    holdout: float = 0.2
+    # early stopping of candidates (paper §4.2)
+    prune_threshold: float = 0.005  # remove candidates with probability below this (0: never prune)
+    prune_every: int = 0  # check every N steps; 0: after every epoch
+    # hardware and run management
+    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
+    fused: bool = True  # the supernet's fused mixture (same result as candidate by candidate, faster)
+    seed: int = 0
+    log_every: int = 10  # TensorBoard scalars every N steps
+    progress: bool = True  # tqdm progress bars
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        check_search_config(self)
+
+    def loss_alpha(self, e_ref: float) -> float:
+        """The normalised α of the loss CE + α · E / e_ref (``alpha_raw`` converted with the table's e_ref)."""
+        if self.alpha_raw is not None:
+            return self.alpha_raw * e_ref
+        if self.alpha is not None:
+            return self.alpha
+        return 0.0 if self.target is not None else DEFAULT_ALPHA
+
+    @property
+    def base_lr(self) -> float:
+        """The weights' learning rate: ``lr`` or the paper's 0.05 at batch 16, scaled linearly."""
+        return self.lr if self.lr is not None else 0.05 * self.batch_size / 16
+
+
+def check_search_config(cfg: SearchConfig) -> None:
+    """Value checks that need no files; the messages name the field."""
+    if cfg.cost not in COSTS:
+        raise ConfigError(f"cost must be one of {', '.join(COSTS)}, got {cfg.cost!r}")
+    if cfg.cost == "latency" and not cfg.lut:
+        raise ConfigError("cost 'latency' needs a lookup table: --lut TABLE.json (build one with `squeezenas lut build`)")
+    if cfg.target_mode not in TARGET_MODES:
+        raise ConfigError(f"target_mode must be one of {', '.join(TARGET_MODES)}, got {cfg.target_mode!r}")
+    if cfg.device not in DEVICES and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    for name in ("epochs", "batch_size", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("workers", "warmup_epochs", "prune_every"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.warmup_epochs >= cfg.epochs:
+        raise ConfigError(f"warmup_epochs ({cfg.warmup_epochs}) must be fewer than epochs ({cfg.epochs}): "
+                          "θ would never be trained")
+    for name in ("steps_per_epoch", "limit_train"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.batch_size < 2:
+        raise ConfigError("batch_size must be at least 2 (BatchNorm needs more than one sample)")
+    if (cfg.lr is not None and cfg.lr <= 0) or cfg.theta_lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
+        raise ConfigError(f"need lr > 0, theta_lr > 0, weight_decay >= 0 and 0 <= momentum < 1 "
+                          f"(got {cfg.lr}, {cfg.theta_lr}, {cfg.weight_decay}, {cfg.momentum})")
+    if not 0 < cfg.temperature_end <= cfg.temperature_start:
+        raise ConfigError(f"need 0 < temperature_end <= temperature_start, got {cfg.temperature_start} → "
+                          f"{cfg.temperature_end}")
+    if (cfg.alpha is not None and cfg.alpha < 0) or (cfg.alpha_raw is not None and cfg.alpha_raw < 0):
+        raise ConfigError("alpha must be >= 0 (a negative α would reward cost)")
+    if cfg.target is not None and cfg.target <= 0:
+        raise ConfigError(f"target must be positive, got {cfg.target}")
+    if not 0 <= cfg.target_ramp <= 1:
+        raise ConfigError(f"target_ramp must lie in [0, 1], got {cfg.target_ramp}")
+    if not 0 < cfg.holdout < 1:
+        raise ConfigError(f"holdout must lie in (0, 1), got {cfg.holdout}")
+    if not 0 <= cfg.prune_threshold < 1:
+        raise ConfigError(f"prune_threshold must lie in [0, 1), got {cfg.prune_threshold}")
+    for name in ("crop", "size"):
+        v = getattr(cfg, name)
+        if v is not None and (len(v) != 2 or min(v) < 1):
+            raise ConfigError(f"{name} must be (H, W) of two positive integers, got {v}")
+    if not 0 < cfg.scale[0] <= cfg.scale[1]:
+        raise ConfigError(f"scale must be (low, high) with 0 < low <= high, got {cfg.scale}")
+    if not isinstance(cfg.data_options, dict):
+        raise ConfigError(f"data_options must be a mapping, got {cfg.data_options!r}")

@@ -1,0 +1,81 @@
+"""The cost target: the KL projection holds the expected cost, in a cost-only toy and in a tiny real search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from squeezenas.search.search import CostModel, TargetProjector, calibrate, search, uncalibrate
+from squeezenas.space.macro import get_macro
+from squeezenas.cost.tables import CostTable
+
+
+def _toy_table(seed: int = 0) -> CostTable:
+    """A random cost table for the Small space: expensive blocks late, skip nearly free."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(20, 13, generator=g) * torch.linspace(0.2, 2.0, 20)[:, None]
+    m[:, -1] = 0.01
+    macro = get_macro("small")
+    return CostTable(kind="latency", unit="ms", macro=macro, input_size=(64, 128), candidates=macro.candidates,
+                     table=m.tolist(), fixed={"stem": 0.5, "decoder": 0.5})
+
+
+@pytest.mark.parametrize("pull", [+1.0, -1.0, 0.0])  # the "accuracy" term prefers expensive, cheap, or nothing
+@pytest.mark.parametrize("frac", [0.15, 0.5, 0.85])
+def test_projection_lands_on_the_target_in_a_cost_only_toy(pull, frac):
+    table = _toy_table()
+    cost = CostModel.from_table(table)
+    lo, hi = cost.bounds(torch.ones(20, 13, dtype=torch.bool))
+    target = lo + frac * (hi - lo)
+    theta = torch.zeros(20, 13, requires_grad=True)
+    alive = torch.ones(20, 13, dtype=torch.bool)
+    opt = torch.optim.Adam([theta], lr=0.05)
+    proj = TargetProjector(target, cost.expected(theta.softmax(-1)), ramp_steps=50)
+    g = torch.Generator().manual_seed(1)
+    benefit = pull * torch.log(cost.matrix + 0.05)
+    for step in range(200):  # the loss has no cost term: only the projection holds the cost
+        p = theta.softmax(-1)
+        loss = -(p * benefit).sum() + (theta * 0.05 * torch.randn(20, 13, generator=g)).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        proj.project(theta.data, alive, cost, step)
+    final = cost.expected(theta.softmax(-1))
+    assert final == pytest.approx(target, rel=0.05)
+    assert final == pytest.approx(target, rel=1e-4)  # in fact exact, up to the bisection
+    assert proj.lam_total * pull >= 0  # the price has the sign of the pull it resists
+
+
+def test_max_mode_only_caps_the_cost():
+    table = _toy_table()
+    cost = CostModel.from_table(table)
+    alive = torch.ones(20, 13, dtype=torch.bool)
+    theta = torch.zeros(20, 13)
+    e0 = cost.expected(theta.softmax(-1))
+    above = TargetProjector(1.2 * e0, e0, ramp_steps=0, mode="max")
+    assert above.project(theta, alive, cost, 0) == 0.0 and torch.equal(theta, torch.zeros(20, 13))
+    below = TargetProjector(0.8 * e0, e0, ramp_steps=0, mode="max")
+    assert below.project(theta, alive, cost, 0) > 0
+    assert cost.expected(theta.softmax(-1)) == pytest.approx(0.8 * e0, rel=1e-5)
+
+
+def test_calibrated_targets_are_in_calibrated_units():
+    table = _toy_table()
+    table.meta["calibration"] = {"overhead_ms": 2.0, "scale": 1.5}
+    assert calibrate(table, 10.0) == pytest.approx(17.0)
+    assert uncalibrate(table, 17.0) == pytest.approx(10.0)
+
+
+def test_target_in_a_tiny_search(tmp_path, mac_small, tiny_config):
+    e_ref = CostModel.from_table(mac_small).e_ref
+    target = 0.8 * e_ref
+    r = search(tiny_config(tmp_path / "t", crop=(32, 64), epochs=2, steps_per_epoch=3, target=target, target_ramp=0.5),
+               mac_small, heatmap=False)
+    assert r.alpha == 0.0 and r.target == target
+    assert r.expected_cost == pytest.approx(target, rel=0.05)
+    assert r.history[-1]["expected_cost"] == pytest.approx(target, rel=0.05)
+
+
+def test_unreachable_target_is_an_error(tmp_path, mac_small, tiny_config):
+    with pytest.raises(ValueError, match="outside what the space can reach"):
+        search(tiny_config(tmp_path / "t", target=1e-6), mac_small)
