@@ -612,7 +612,7 @@ def search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset | Non
         log(f"search {macro.name} on {cfg.dataset}: {cfg.epochs} epochs × {data.steps_per_epoch} steps, batch "
             f"{cfg.batch_size}, crop {cfg.crop[0]}×{cfg.crop[1]}, cost {cost_table.kind} ({cost.unit} at "
             f"{size[0]}×{size[1]}), α {st.alpha:g} per mean network (E_ref {calibrate(cost_table, cost.e_ref):.4g} "
-            f"{cost.unit}; α_raw {st.alpha / cost.e_ref:.4g} per raw {cost.unit})"
+            f"{cost.unit}; α_raw {st.alpha / cost.e_ref:.4g} per {_per_unit(cost.unit)})"
             + (f", target {cfg.target:g} {cost.unit} ({cfg.target_mode})" if cfg.target is not None else "")
             + f", device {device}")
 
@@ -707,6 +707,10 @@ def _finish(st: _State, cfg: SearchConfig, cost: CostModel, table: CostTable, ma
     log(f"done: {' '.join(genotype.ops)} — predicted {result.predicted_cost:.4g} {cost.unit}, "
         f"E[cost] {result.expected_cost:.4g} {cost.unit}; wrote {out / 'genotype.json'}")
     return result
+
+
+def _per_unit(unit: str) -> str:
+    return {"gmacs": "GMAC", "ms": "ms"}.get(unit, unit)
 
 
 def _unit_key(unit: str) -> str:

@@ -98,6 +98,7 @@ def test_large_alpha_gives_a_cheaper_distribution(tmp_path, mac_small, tiny_conf
     assert costly.predicted_cost < free.predicted_cost
 
 
+@pytest.mark.slow
 def test_alternating_updates_with_warmup(tmp_path, mac_small, tiny_config):
     cfg = tiny_config(tmp_path / "alt", crop=(32, 64), epochs=2, warmup_epochs=1, steps_per_epoch=2, alternate=True,
                       holdout=0.25, data_options={"num_samples": 10, "size": (64, 128)})
@@ -108,3 +109,19 @@ def test_alternating_updates_with_warmup(tmp_path, mac_small, tiny_config):
     assert not torch.allclose(torch.tensor(theta[2]["probabilities"]), uniform, atol=1e-3)
     assert [h["phase"] for h in r.history] == ["warmup", "search"] and r.finished
     assert math.isfinite(r.history[-1]["ce"])
+
+
+def test_command_line_config_resolution(tmp_path):
+    from squeezenas.cli.main import build_parser
+    from squeezenas.cli.search import resolve_search_config
+
+    parse = build_parser().parse_args
+    cfg = resolve_search_config(parse(["search", "--target-gmacs", "2.5", "--crop", "64", "128", "--out", str(tmp_path)]))
+    assert cfg.cost == "mac" and cfg.target == 2.5 and cfg.crop == (64, 128) and cfg.loss_alpha(1.0) == 0.0
+    with pytest.raises(ConfigError, match="lookup table"):
+        resolve_search_config(parse(["search", "--target-latency", "30"]))
+    with pytest.raises(ConfigError, match="needs --cost latency"):
+        resolve_search_config(parse(["search", "--target-latency", "30", "--cost", "mac"]))
+    (tmp_path / "config.json").write_text(json.dumps({"space": "small", "epochs": 7, "alpha": 0.25}))
+    cfg = resolve_search_config(parse(["search", "--out", str(tmp_path), "--resume", "--no-progress"]))
+    assert cfg.epochs == 7 and cfg.alpha == 0.25 and not cfg.progress  # the saved run is the base
