@@ -22,11 +22,10 @@ def summary(folder: Path) -> str:
             "MAPE calib. (LOO)", "max err calib.", "τ calib.", "fresh sample: MAPE stored calib.", "τ fresh",
             "τ by MACs", "fit: overhead ms, scale"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for path in sorted(folder.glob("small_*.json")):
-        if path.stem.endswith(("_check", "_fresh")):
-            continue
-        check, fresh = path.with_name(path.stem + "_check.json"), path.with_name(path.stem + "_fresh.json")
-        if not check.is_file():
+    for check in sorted(folder.glob("*_check.json")):
+        path = check.with_name(check.name.removesuffix("_check.json") + ".json")
+        fresh = check.with_name(check.name.removesuffix("_check.json") + "_fresh.json")
+        if not path.is_file():
             continue
         table = load_lut(path)
         c = json.loads(check.read_text())

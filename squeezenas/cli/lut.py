@@ -115,8 +115,9 @@ def _check(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         report = check_lut(table, args.samples, args.seed, calibrate=args.calibrate, config=config,
                            progress=not (args.quiet or args.json))
-    for w in caught:
-        print(f"warning: {w.message}", flush=True) if not args.json else None
+    if not args.json:  # with --json the differences are in the report ("fingerprint_differences")
+        for w in caught:
+            print(f"warning: {w.message}", flush=True)
     report["table"] = str(args.lut)
     if args.calibrate:
         table.save(args.lut)  # atomic
