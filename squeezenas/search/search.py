@@ -29,6 +29,7 @@ from squeezenas.utils.io import atomic_torch_save, atomic_write_json, atomic_wri
 FORMAT = "squeezenas-search"
 VERSION = 1
 CHECKPOINT = "checkpoint.pt"
+TABLE_KINDS = {"mac": "macs", "latency": "latency"}  # config ``cost`` → CostTable.kind
 # config fields that may change between a run and its resumption without changing its results
 RESUME_FREE = ("out", "progress", "tensorboard", "log_every", "device", "workers")
 
@@ -224,6 +225,8 @@ def build_cost_table(cfg: SearchConfig, num_classes: int) -> CostTable:
     macro = load_macro(cfg.space)
     if cfg.cost == "mac":
         return mac_table(macro, resolve_size(cfg), num_classes=num_classes)
+    if not cfg.lut:
+        raise ConfigError("cost 'latency' needs a lookup table: --lut TABLE.json (build one with `squeezenas lut build`)")
     from squeezenas.cost.lut import load_lut
 
     table = load_lut(cfg.lut, warn_device=True)
@@ -590,6 +593,8 @@ def search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset | Non
     cost_table.check_compatible(macro, size, where=f"{cost_table.kind} cost table")
     if tuple(cost_table.candidates) != tuple(macro.candidates):
         raise ValueError("the cost table's candidates differ from the space's")
+    if TABLE_KINDS[cfg.cost] != cost_table.kind:
+        raise ValueError(f"the config says cost {cfg.cost!r} but the cost table is a {cost_table.kind!r} table")
     device = resolve_device(cfg.device)
     data = _build_data(cfg, train_set, num_classes)
     total_steps = cfg.epochs * data.steps_per_epoch

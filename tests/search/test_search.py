@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from squeezenas.models.builder import build_model
-from squeezenas.search.search import lr_at, search, temperature_at
+from squeezenas.search.search import build_cost_table, lr_at, search, temperature_at
 from squeezenas.space.genotype import load_genotype
 from squeezenas.utils.config import ConfigError
 from squeezenas.utils.io import safe_torch_load
@@ -118,8 +118,10 @@ def test_command_line_config_resolution(tmp_path):
     parse = build_parser().parse_args
     cfg = resolve_search_config(parse(["search", "--target-gmacs", "2.5", "--crop", "64", "128", "--out", str(tmp_path)]))
     assert cfg.cost == "mac" and cfg.target == 2.5 and cfg.crop == (64, 128) and cfg.loss_alpha(1.0) == 0.0
+    cfg = resolve_search_config(parse(["search", "--target-latency", "30"]))
+    assert cfg.cost == "latency" and cfg.target == 30.0
     with pytest.raises(ConfigError, match="lookup table"):
-        resolve_search_config(parse(["search", "--target-latency", "30"]))
+        build_cost_table(cfg, 8)
     with pytest.raises(ConfigError, match="needs --cost latency"):
         resolve_search_config(parse(["search", "--target-latency", "30", "--cost", "mac"]))
     (tmp_path / "config.json").write_text(json.dumps({"space": "small", "epochs": 7, "alpha": 0.25}))

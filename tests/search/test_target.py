@@ -66,14 +66,21 @@ def test_calibrated_targets_are_in_calibrated_units():
     assert uncalibrate(table, 17.0) == pytest.approx(10.0)
 
 
-def test_target_in_a_tiny_search(tmp_path, mac_small, tiny_config):
-    e_ref = CostModel.from_table(mac_small).e_ref
-    target = 0.8 * e_ref
-    r = search(tiny_config(tmp_path / "t", crop=(32, 64), epochs=2, steps_per_epoch=3, target=target, target_ramp=0.5),
-               mac_small, heatmap=False)
-    assert r.alpha == 0.0 and r.target == target
+def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
+    """A calibrated latency table: the target is in calibrated ms and the final expectation lands on it."""
+    table = _toy_table()
+    table.meta["calibration"] = {"overhead_ms": 2.0, "scale": 1.5}
+    cost = CostModel.from_table(table)
+    target = calibrate(table, 0.8 * cost.e_ref)
+    cfg = tiny_config(tmp_path / "t", crop=(32, 64), epochs=2, steps_per_epoch=3, cost="latency", target=target,
+                      target_ramp=0.5)
+    r = search(cfg, table, heatmap=False)
+    assert r.alpha == 0.0 and r.target == target and r.unit == "ms"
     assert r.expected_cost == pytest.approx(target, rel=0.05)
     assert r.history[-1]["expected_cost"] == pytest.approx(target, rel=0.05)
+    assert r.predicted_cost == pytest.approx(calibrate(table, table.predict(r.genotype)))
+    with pytest.raises(ValueError, match="cost table is a 'latency' table"):
+        search(tiny_config(tmp_path / "m"), table)
 
 
 def test_unreachable_target_is_an_error(tmp_path, mac_small, tiny_config):
