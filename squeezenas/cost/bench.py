@@ -20,6 +20,7 @@ from torch import nn
 
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.device import device_fingerprint
+from squeezenas.cost.lut import cpu_load, warn_if_busy
 from squeezenas.cost.timing import TimingConfig, measure
 from squeezenas.models.resolve import resolve_model
 
@@ -48,6 +49,7 @@ def benchmark(
         net, label, genotype = r.model, name or r.name, r.genotype
     h, w = (int(v) for v in size)
     gmacs = count_costs(net, (h, w)).gmacs
+    load = warn_if_busy(config, "the benchmark")
     t = measure(net, (3, h, w), config)
     result: dict[str, Any] = {
         "name": label, "genotype": genotype.to_dict() if genotype is not None else None,
@@ -58,6 +60,7 @@ def benchmark(
         "backend": config.backend, "device": config.device, "dtype": config.dtype,
         "channels_last": config.channels_last, "threads": t.threads,
         "timing": config.to_dict(), "fingerprint": device_fingerprint(config.device, t.threads),
+        "load_average": {"start": load, "end": cpu_load()},
     }
     result.update(peak_memory(net, (h, w), config) if memory else {"peak_memory_mb": None, "memory_kind": None})
     return result

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import random
 import time
 import warnings
@@ -278,6 +279,7 @@ def build_lut(
     config = resolve_config(config or TimingConfig())
     plan = plan_lut(arch, tuple(input_size), config, num_classes)
     fingerprint = device_fingerprint(config.device, config.threads)
+    load_start = warn_if_busy(config, "the table's timings")
     settings = _settings(plan, fingerprint)
     partial = partial_path(out) if out is not None else None
     entries: dict[str, dict] = {}
@@ -303,11 +305,35 @@ def build_lut(
     finally:
         bar.close()
     table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
+    table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
     if out is not None:
         table.save(out)
         if partial is not None:
             partial.unlink(missing_ok=True)
     return table
+
+
+def cpu_load() -> tuple[float, float, float] | None:
+    """The 1/5/15-minute load averages (None where the OS does not say)."""
+    try:
+        return tuple(round(v, 2) for v in os.getloadavg())  # type: ignore[return-value]
+    except (AttributeError, OSError):
+        return None
+
+
+def warn_if_busy(config: TimingConfig, what: str = "timings") -> tuple[float, float, float] | None:
+    """Warn when other processes keep the CPUs busy that a CPU measurement needs; return the load averages.
+
+    On a 2-core machine, eager PyTorch with 2 threads slows down 10-100x as soon as anything else runs (its
+    OpenMP threads wait at every barrier for a descheduled peer), and the table silently records that.
+    """
+    load = cpu_load()
+    if load is not None and config.device == "cpu":
+        cores = os.cpu_count() or 1
+        if load[0] + (config.threads or 1) > cores + 0.5:
+            warnings.warn(f"load average {load[0]:.2f} on {cores} logical cores with {config.threads} threads asked: "
+                          f"other processes are running and {what} will be too slow and noisy", stacklevel=3)
+    return load
 
 
 def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
@@ -505,6 +531,7 @@ def check_lut(
         raise ValueError(f"samples: need at least 3 networks for a held-out calibration, got {samples}")
     config = config or table_config(table)
     fingerprint_diff = check_device(table) if warn_device else []
+    load_start = warn_if_busy(config, "end-to-end timings")
     h, w = table.input_size
     num_classes = int(table.meta.get("num_classes", 19))
     rows = []
@@ -523,7 +550,9 @@ def check_lut(
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
     report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
               "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
-              "fingerprint_differences": fingerprint_diff, **evaluate_predictions(table, rows),
+              "fingerprint_differences": fingerprint_diff,
+              "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
+              **evaluate_predictions(table, rows),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}
@@ -535,6 +564,6 @@ def check_lut(
 
 
 __all__ = ["IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "assemble_table", "build_lut",
-           "check_device", "check_lut", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
+           "check_device", "check_lut", "cpu_load", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
            "leave_one_out", "load_lut", "output_sizes", "partial_path", "plan_lut", "resolve_config",
-           "spanning_genotypes", "table_config"]
+           "spanning_genotypes", "table_config", "warn_if_busy"]
