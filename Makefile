@@ -15,10 +15,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	$(BIN)/squeezenas info squeezenas_lat_small
-	$(BIN)/squeezenas predict squeezenas_lat_small \
-	    --weights $(SHARED)/weights/squeezenas-official/lat_small.pth \
-	    --image $(SHARED)/data/camvid/val/0016E5_07959.jpg --size 1024 2048 --out $(OUT)/lat_small.png
+	$(BIN)/squeezenas demo --out $(OUT)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

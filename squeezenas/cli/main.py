@@ -8,6 +8,7 @@ import sys
 
 # subcommand → module under squeezenas.cli; each defines add_arguments(parser) and run(args) -> int | None
 COMMANDS: dict[str, str] = {
+    "demo": "demo",
     "info": "info",
     "predict": "predict",
     "lut": "lut",
