@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--min-run-time", type=float, default=2.0)
+    ap.add_argument("--onnx-exporter", default="dynamo")
     ap.add_argument("--out", type=Path, default=Path("bench/results/lut/zoo_latency.json"))
     args = ap.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else []
@@ -36,7 +37,8 @@ def main() -> None:
         h, w = (int(v) for v in size.lower().split("x"))
         for backend in args.backends:
             config = TimingConfig(backend=backend, device=args.device, dtype=args.dtype, threads=args.threads,
-                                  min_run_time=args.min_run_time, max_run_time=max(20.0, args.min_run_time))
+                                  min_run_time=args.min_run_time, max_run_time=max(20.0, args.min_run_time),
+                                  onnx_exporter=args.onnx_exporter)
             for name in args.models:
                 if (name, (h, w), backend) in done:  # resume an interrupted run
                     continue

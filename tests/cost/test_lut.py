@@ -279,3 +279,19 @@ def test_check_with_the_real_timer_runs():
     report = check_lut(table, samples=3, seed=0, progress=False)
     assert report["n"] == 3 and all(r["measured_ms"] > 0 for r in report["networks"])
     assert report["threads"] == 1 and report["backend"] == "eager"
+
+
+def test_busy_cpu_warning(monkeypatch):
+    from squeezenas.cost import lut
+
+    monkeypatch.setattr(lut.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(lut.os, "getloadavg", lambda: (1.7, 1.0, 0.5))
+    with pytest.warns(UserWarning, match="load average 1.70 on 2 logical cores"):
+        assert lut.warn_if_busy(TimingConfig(threads=2)) == (1.7, 1.0, 0.5)
+    monkeypatch.setattr(lut.os, "getloadavg", lambda: (0.2, 1.0, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lut.warn_if_busy(TimingConfig(threads=2))
+        monkeypatch.setattr(lut.os, "getloadavg", lambda: (1.2, 1.0, 0.5))
+        lut.warn_if_busy(TimingConfig(threads=1))  # one core is free
+        lut.warn_if_busy(TimingConfig(device="cuda", threads=2))
