@@ -6,8 +6,9 @@
 #
 # Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
 # the stored calibration on networks it was not fitted on), MRT (0.5 s of sampling per part/network), SIZES,
-# BACKENDS, EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s), PLOTS (docs/img). Every step resumes or is skipped when its output exists, so an interrupted
-# run can simply be started again.
+# BACKENDS, EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s),
+# PLOTS (docs/img). Every step is skipped when its output exists (and a table build resumes from its partial
+# file), so an interrupted run can simply be started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
