@@ -20,7 +20,7 @@ def summary(folder: Path) -> str:
     """One row per table: parts, build time, check errors (raw, held-out calibrated, fresh sample)."""
     head = ["table", "parts timed", "build s", "networks", "measured ms (min–max)", "MAPE raw", "τ raw",
             "MAPE calib. (LOO)", "max err calib.", "τ calib.", "fresh sample: MAPE stored calib.", "τ fresh",
-            "τ by MACs", "fit: overhead ms, scale"]
+            "τ by MACs", "fit: overhead ms, scale", "load avg: build, check, fresh (start/end)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for check in sorted(folder.glob("*_check.json")):
         path = check.with_name(check.name.removesuffix("_check.json") + ".json")
@@ -40,8 +40,17 @@ def summary(folder: Path) -> str:
             f"{c['calibrated']['max_abs_pct_error']:.1f}%", f"{c['calibrated']['kendall_tau']:.3f}",
             f"{s['mape']:.1f}% (n={f['n']})" if s else "–", f"{f['kendall_tau']:.3f}" if f else "–",
             f"{c.get('kendall_tau_macs', float('nan')):.3f}", f"{fit['overhead_ms']:+.2f}, {fit['scale']:.3f}",
+            ", ".join(_load(x) for x in (table.meta.get("load_average"), c.get("load_average"),
+                                         (f or {}).get("load_average"))),
         ]) + " |")
     return "\n".join(lines)
+
+
+def _load(d: dict | None) -> str:
+    """'start/end' 1-minute load averages of a step, '–' when not recorded."""
+    if not d or not d.get("start") or not d.get("end"):
+        return "–"
+    return f"{d['start'][0]:.1f}/{d['end'][0]:.1f}"
 
 
 def compare(eager_path: Path, ort_path: Path, positions: list[int], margin: float, plot: Path | None,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Latency lookup tables on this machine, checked end to end: every figure of docs/LATENCY.md.
 #
-#   bench/lut_experiment.sh              # refuses to start unless the 1-minute load average is < 0.5
-#   FORCE=1 bench/lut_experiment.sh      # run anyway (figures from a busy machine are not comparable)
+#   bench/lut_experiment.sh              # each step waits until the 1-minute load average is < 0.5
+#   FORCE=1 bench/lut_experiment.sh      # do not wait (figures from a busy machine are wrong)
 #
 # Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
 # the stored calibration on networks it was not fitted on), MRT (0.5 s of sampling per part/network), SIZES,
@@ -26,11 +26,19 @@ PLOTS=${PLOTS:-docs/img}
 SQ="$PY -m squeezenas.cli.main"
 mkdir -p "$OUT"
 
-load=$(cut -d' ' -f1 /proc/loadavg)
-if [[ "${FORCE:-0}" != 1 ]] && awk "BEGIN{exit !($load >= 0.5)}"; then
-  echo "load average $load >= 0.5: other work is running, latency figures would be wrong. FORCE=1 to run anyway." >&2
-  exit 1
-fi
+# Before every step: wait (up to MAX_WAIT s, default 2 h) until the 1-minute load average is below 0.5, i.e. nothing
+# else runs. FORCE=1 skips the wait (figures from a busy machine are wrong: see docs/LATENCY.md).
+quiet() {
+  [[ "${FORCE:-0}" == 1 ]] && return 0
+  local waited=0 load
+  while load=$(cut -d' ' -f1 /proc/loadavg); awk "BEGIN{exit !($load >= 0.5)}"; do
+    if (( waited >= ${MAX_WAIT:-7200} )); then
+      echo "load average still $load after ${waited} s: giving up (FORCE=1 to run anyway)" >&2; exit 1
+    fi
+    (( waited % 300 == 0 )) && echo "waiting for a quiet machine (load average $load) ..." >&2
+    sleep 10; waited=$((waited + 10))
+  done
+}
 
 log="$OUT/experiment.log"
 {
@@ -47,18 +55,21 @@ for size in $SIZES; do
   for backend in $BACKENDS; do
     t="$OUT/small_${size}_${backend}"
     if [[ ! -f "$t.json" ]]; then
+      quiet
       start=$(date +%s)
       $SQ lut build --space small --size "$h" "$w" --backend "$backend" --threads "$THREADS" --min-run-time "$MRT" \
         --onnx-exporter "$EXPORTER" --out "$t.json"
       echo "build small $size $backend: $(( $(date +%s) - start )) s wall" | tee -a "$log"
     fi
     if [[ ! -f "${t}_check.json" ]]; then
+      quiet
       # 24 networks spanning the range; the calibration (fit on all 24) is stored in the table; the errors
       # reported as calibrated are leave-one-out (each network predicted by a fit on the other 23)
       $SQ lut check --lut "$t.json" --samples "$SAMPLES" --seed 0 --calibrate --min-run-time "$MRT" \
         --out "${t}_check.json" | tee -a "$log"
     fi
     if [[ "$FRESH" -gt 0 && ! -f "${t}_fresh.json" ]]; then
+      quiet
       # networks of another seed: the stored calibration has never seen them
       $SQ lut check --lut "$t.json" --samples "$FRESH" --seed 1 --min-run-time "$MRT" \
         --out "${t}_fresh.json" | tee -a "$log"
@@ -76,6 +87,7 @@ for size in $SIZES; do
   fi
 done
 
+quiet
 $PY bench/zoo_latency.py --sizes $ZOO_SIZES --backends eager onnxruntime --threads "$THREADS" \
   --min-run-time "$ZOO_MRT" --onnx-exporter "$EXPORTER" --out "$OUT/zoo_latency.json" | tee "$OUT/zoo_latency.md"
 echo "# done $(date -u +%FT%TZ), load: $(cat /proc/loadavg)" | tee -a "$log"

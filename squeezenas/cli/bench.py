@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenas.cli.lut import timing_config
+from squeezenas.cli.lut import _contention_args, contention, timing_config
 from squeezenas.cost.timing import BACKENDS, DTYPES
 from squeezenas.export import EXPORTERS
 
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-run-time", type=float, default=2.0, help="seconds of sampling at least")
     p.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo", help="exporter of the onnxruntime backend")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    _contention_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from squeezenas.cost.bench import benchmark
 
     r = benchmark(args.model, tuple(args.size), timing_config(args), num_classes=args.num_classes,
-                  memory=not args.no_memory)
+                  memory=not args.no_memory, **contention(args))
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
@@ -45,4 +46,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {r['median_ms']:.3f} ms median (IQR {r['iqr_ms']:.3f}, p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f}; "
           f"{r['repeats']} samples x {r['calls_per_repeat']})")
     print(f"  {r['gmacs']:.3f} GMACs -> {r['gmac_per_s']:.1f} GMAC/s{mem}")
+    if r["other_cpu"] is not None:
+        print(f"  other processes used {r['other_cpu']:.1%} of the CPUs during the measurement "
+              f"({r['attempts']} attempt{'s' if r['attempts'] > 1 else ''})")
     return 0

@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _space_args(b)
     _timing_args(b)
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
+    _contention_args(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(_lut=_build)
 
@@ -39,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of sampling per network (default: the table's)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    _contention_args(c)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(_lut=_check)
 
@@ -63,6 +65,17 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="macro-architecture name (small, large, xlarge) or YAML/JSON file")
     p.add_argument("--size", nargs=2, type=int, required=True, metavar=("H", "W"), help="deployment input size")
     p.add_argument("--num-classes", type=int, default=19, help="classes of the decoder (its cost depends on them)")
+
+
+def _contention_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-other-cpu", type=float, default=0.05,
+                   help="measure again when other processes used more than this share of the CPUs (default 0.05; "
+                        "negative: never)")
+    p.add_argument("--retries", type=int, default=3, help="measurements again at most, per part or network")
+
+
+def contention(args: argparse.Namespace) -> dict:
+    return {"max_other_cpu": None if args.max_other_cpu < 0 else args.max_other_cpu, "retries": args.retries}
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
@@ -93,11 +106,12 @@ def _build(args: argparse.Namespace) -> int:
     if partial_path(args.out).is_file():
         print(f"resuming from {partial_path(args.out)}")
     table = build_lut(load_macro(args.space), tuple(args.size), timing_config(args), num_classes=args.num_classes,
-                      out=args.out, progress=not args.quiet)
+                      out=args.out, progress=not args.quiet, **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
           f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "
           f"fixed {table.fixed_total:.3f} ms")
+    _print_contention(m["contention"], "parts")
     return 0
 
 
@@ -114,7 +128,7 @@ def _check(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = check_lut(table, args.samples, args.seed, calibrate=args.calibrate, config=config,
-                           progress=not (args.quiet or args.json))
+                           progress=not (args.quiet or args.json), **contention(args))
     if not args.json:  # with --json the differences are in the report ("fingerprint_differences")
         for w in caught:
             print(f"warning: {w.message}", flush=True)
@@ -135,6 +149,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_contention(c: dict | None, what: str) -> None:
+    if not c or c.get("mean_other_cpu") is None:
+        return
+    print(f"other processes used {c['mean_other_cpu']:.1%} of the CPUs on average (worst {c['worst_other_cpu']:.1%}); "
+          f"{c['remeasured']} {what} measured again"
+          + (f"; {len(c['still_contended'])} still above {c['max_other_cpu']:.0%}: their figures are suspect"
+             if c["still_contended"] else ""))
+
+
 def print_report(report: dict) -> None:
     """Per-network rows and the summary, raw and held-out calibrated."""
     print(f"{'#':>3} {'mix':>5} {'predicted':>10} {'calib.':>10} {'measured':>10} {'IQR':>7} {'err%':>7} {'cal.err%':>8}")
@@ -152,6 +175,7 @@ def print_report(report: dict) -> None:
         print(f"  MACs as the cost:   Kendall tau {report['kendall_tau_macs']:.3f} (ranking by GMACs, for comparison)")
     print(f"  fit on all:         measured = {fit['overhead_ms']:.3f} ms + {fit['scale']:.4f} x predicted")
     print("  (calibrated errors are held out: each network is predicted with a fit on the other networks)")
+    _print_contention(report.get("contention"), "networks")
     s = report.get("stored_calibration")
     if s:
         print(f"  stored calibration: MAPE {s['mape']:.2f}%  Kendall tau {s['kendall_tau']:.3f} "

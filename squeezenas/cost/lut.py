@@ -206,6 +206,75 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
     return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts)
 
 
+# --- other processes: a shared CPU makes timings wrong ------------------------------------------------------
+
+
+class CpuMonitor:
+    """Share of the machine's CPU time that *other* processes used while the block ran (Linux /proc).
+
+    ``other_share`` is (Δ busy time of all CPUs − Δ CPU time of this process) / Δ total time of all CPUs, in
+    [0, 1]; None where /proc is missing or too little time passed to tell (clock ticks are 10 ms).
+    """
+
+    _STAT, _SELF = Path("/proc/stat"), Path("/proc/self/stat")
+
+    def __init__(self) -> None:
+        self.other_share: float | None = None
+        self._start: tuple[int, int, int] | None = None
+
+    @classmethod
+    def _read(cls) -> tuple[int, int, int] | None:
+        try:
+            cpu = [int(v) for v in cls._STAT.read_text().splitlines()[0].split()[1:]]
+            own = cls._SELF.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)  # idle + iowait
+        total = sum(cpu[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+        return total - idle, total, int(own[11]) + int(own[12])  # utime + stime of all our threads
+
+    def __enter__(self) -> CpuMonitor:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        end = self._read()
+        if self._start is None or end is None:
+            return
+        busy, total, own = (b - a for a, b in zip(self._start, end))
+        if total >= 20:  # at least 0.2 s of CPU time over all cores, else the ticks say nothing
+            self.other_share = min(1.0, max(0.0, (busy - own) / total))
+
+
+def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape: Sequence[int],
+                    config: TimingConfig, max_other_cpu: float | None, retries: int,
+                    wait_s: float = 30.0) -> tuple[Timing, float | None, int]:
+    """``measure_fn`` again (up to ``retries`` times, after waiting up to ``wait_s`` for a quiet second) while
+    other processes used more than ``max_other_cpu`` of the CPUs during the measurement.
+
+    Returns the timing, the other processes' CPU share during it, and the number of attempts.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        with CpuMonitor() as monitor:
+            timing = measure_fn(build(), shape, config)
+        share = monitor.other_share
+        if max_other_cpu is None or share is None or share <= max_other_cpu or attempt > retries:
+            return timing, share, attempt
+        _wait_for_quiet(max_other_cpu, wait_s)
+
+
+def _wait_for_quiet(max_other_cpu: float, timeout_s: float) -> None:
+    """Sleep in 1-s windows until one has other processes below ``max_other_cpu``, or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with CpuMonitor() as monitor:
+            time.sleep(1.0)
+        if monitor.other_share is not None and monitor.other_share <= max_other_cpu:
+            return
+
+
 # --- building a table --------------------------------------------------------------------------------------
 
 
@@ -268,12 +337,18 @@ def build_lut(
     progress: bool = True,
     measure_fn: MeasureFn = measure,
     checkpoint_every: int = 1,
+    max_other_cpu: float | None = 0.05,
+    retries: int = 3,
 ) -> CostTable:
     """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
 
     With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
     a build with the same settings resumes from it (a partial with other settings is an error naming them),
     and it is removed once ``out`` is written. ``measure_fn`` is ``timing.measure`` (tests pass a counting fake).
+
+    A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
+    is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
+    ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
     """
     arch = get_macro(macro) if isinstance(macro, str) else macro
     config = resolve_config(config or TimingConfig())
@@ -297,8 +372,9 @@ def build_lut(
     try:
         for n, part in enumerate(todo, 1):
             bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
-            timing = measure_fn(part.build(config.channels_last), part.input_shape, config)
-            entries[part.key] = _stats(timing)
+            timing, share, attempts = measure_guarded(measure_fn, lambda: part.build(config.channels_last),
+                                                      part.input_shape, config, max_other_cpu, retries)
+            entries[part.key] = {**_stats(timing), "other_cpu": share, "attempts": attempts}
             bar.update(1)
             if n % checkpoint_every == 0 or n == len(todo):
                 checkpoint()
@@ -306,11 +382,21 @@ def build_lut(
         bar.close()
     table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
     table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
+    table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
     if out is not None:
         table.save(out)
         if partial is not None:
             partial.unlink(missing_ok=True)
     return table
+
+
+def contention_summary(items: list[tuple[str, dict]], max_other_cpu: float | None) -> dict[str, Any]:
+    """How much other processes disturbed a set of measurements (entries or check rows)."""
+    shares = [d.get("other_cpu") for _, d in items if d.get("other_cpu") is not None]
+    limit = 1.0 if max_other_cpu is None else max_other_cpu
+    return {"max_other_cpu": max_other_cpu, "mean_other_cpu": float(np.mean(shares)) if shares else None,
+            "worst_other_cpu": max(shares, default=None), "remeasured": sum(d.get("attempts", 1) > 1 for _, d in items),
+            "still_contended": [k for k, d in items if (d.get("other_cpu") or 0) > limit]}
 
 
 def cpu_load() -> tuple[float, float, float] | None:
@@ -518,6 +604,8 @@ def check_lut(
     progress: bool = True,
     measure_fn: MeasureFn = measure,
     warn_device: bool = True,
+    max_other_cpu: float | None = 0.05,
+    retries: int = 3,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range; report errors before and after
     calibration. Networks are timed with the table's own TimingConfig (or ``config``).
@@ -540,11 +628,11 @@ def check_lut(
 
     for k, (r, geno) in enumerate(tqdm(nets, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
                                        disable=not progress, dynamic_ncols=True)):
-        model = build_model(geno, num_classes=num_classes)
-        t = measure_fn(model, (3, h, w), config)
+        t, share, attempts = measure_guarded(measure_fn, lambda: build_model(geno, num_classes=num_classes),
+                                             (3, h, w), config, max_other_cpu, retries)
         rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": t.median_ms, "iqr_ms": t.iqr_ms,
-                     "repeats": t.repeats})
+                     "repeats": t.repeats, "other_cpu": share, "attempts": attempts})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
@@ -552,6 +640,8 @@ def check_lut(
               "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
               "fingerprint_differences": fingerprint_diff,
               "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
+              "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),
+              "table_contention": table.meta.get("contention"),
               **evaluate_predictions(table, rows),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
@@ -563,7 +653,8 @@ def check_lut(
     return report
 
 
-__all__ = ["IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "assemble_table", "build_lut",
-           "check_device", "check_lut", "cpu_load", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
-           "leave_one_out", "load_lut", "output_sizes", "partial_path", "plan_lut", "resolve_config",
-           "spanning_genotypes", "table_config", "warn_if_busy"]
+__all__ = ["CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "assemble_table",
+           "build_lut", "check_device", "check_lut", "contention_summary", "cpu_load", "error_summary",
+           "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
+           "output_sizes", "partial_path", "plan_lut", "resolve_config", "spanning_genotypes", "table_config",
+           "warn_if_busy"]

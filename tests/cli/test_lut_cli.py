@@ -14,7 +14,7 @@ from squeezenas.space import DecoderSpec, MacroArch, Stage
 
 TINY = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 1, 2)), low_level_position=0,
                  last_channels=16, decoder=DecoderSpec("lr_aspp", 8), candidates=("k3_d1_e1_g2", "k5_d1_e3_g1", "skip"))
-QUICK = ["--threads", "1", "--min-run-time", "0.01"]
+QUICK = ["--threads", "1", "--min-run-time", "0.01", "--max-other-cpu", "-1"]  # no re-measuring on a busy CI
 
 
 @pytest.fixture
@@ -30,12 +30,13 @@ def test_build_then_check_json_and_calibrate(tmp_path, space_file, capsys):
     assert "wrote" in capsys.readouterr().out
     table = load_lut(out, TINY, (32, 64))
     assert table.meta["threads"] == 1 and table.meta["timing"]["min_run_time"] == 0.01
-    assert main(["lut", "check", "--lut", str(out), "--samples", "4", "--json", "--calibrate"]) == 0
+    assert main(["lut", "check", "--lut", str(out), "--samples", "4", "--json", "--calibrate",
+                 "--max-other-cpu", "-1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"mape", "kendall_tau", "raw", "calibrated", "networks"} <= set(report) and report["n"] == 4
     assert {"predicted_ms", "measured_ms", "genotype"} <= set(report["networks"][0])
     assert load_lut(out).calibration["n_networks"] == 4
-    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--quiet"]) == 0
+    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--quiet", "--max-other-cpu", "-1"]) == 0
     text = capsys.readouterr().out
     assert "Kendall tau" in text and "LOO" in text and "stored calibration" in text
 
@@ -54,7 +55,7 @@ def test_killed_build_resumes_from_the_command_line(tmp_path, space_file):
     out = tmp_path / "lut.json"
     partial = tmp_path / "lut.json.partial"
     cmd = [sys.executable, "-m", "squeezenas.cli.main", "lut", "build", "--space", space_file, "--size", "32", "64",
-           "--threads", "1", "--min-run-time", "0.1", "--out", str(out), "--quiet"]
+           "--threads", "1", "--min-run-time", "0.1", "--max-other-cpu", "-1", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         import time
