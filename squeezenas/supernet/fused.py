@@ -47,9 +47,11 @@ class FusedOptions:
 
     layout: str = "auto"  # "wide" | "chain" | "auto" (wide on CUDA, chain on CPU)
     merge_depthwise: bool = True  # wide: one depthwise conv for all (kernel, dilation) groups, in 5×5 kernels
-    embed_dilated: bool = True  # chain: dilated depthwise kernels as the equivalent dense kernel
+    split_dilated: bool = True  # chain: dilated depthwise on x[::d, ::d] (stride d) or polyphase parts (stride 1)
+    embed_dilated: bool = True  # chain, otherwise: dilated depthwise kernels as the equivalent dense kernel
     fold_expansion_bn: bool = True  # expansion BN folded into its conv, statistics from x's covariance
-    projection: str = "gemm"  # wide, channels-last: "gemm" (slices of the hidden matrix) or "conv" (split + cat)
+    projection: str = "auto"  # wide, channels-last: "gemm" (one GEMM per slice of the hidden matrix, no copies),
+    #                           "conv" (split + conv + cat: plain ops for torch.compile), "auto" (conv if compiling)
 
 
 OPTIONS = FusedOptions()
@@ -246,25 +248,62 @@ def _accumulate(out: torch.Tensor | None, z: torch.Tensor, w: torch.Tensor) -> t
 
 def _chain_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor, training: bool,
                   stats) -> torch.Tensor:
-    """Candidate after candidate, each chain short enough to stay in cache; dilated depthwise kernels run as
-    the equivalent dense kernel (CPU backends have a slow dilated depthwise weight gradient)."""
+    """Candidate after candidate, each chain short enough to stay in cache.
+
+    Dilated depthwise kernels (k×k, dilation d) become plain k×k ones (with the expansion BN folded, whose
+    statistics come from all of x): with stride d the dilated kernel only reads the pixels (i·d, j·d), so the
+    expansion and the depthwise conv run on x[::d, ::d] alone; with stride 1 (sizes divisible by d) the
+    image splits into its d² polyphase components, each convolved independently (batched), then interleaved
+    back. Otherwise the dilated kernel runs as the equivalent dense kernel (the dilated depthwise weight
+    gradient is slow on CPU)."""
     out = None
     stride = block.position.stride
-    for c in plan.blocks:
-        op = block.candidates[c.code].op
-        if OPTIONS.fold_expansion_bn:
-            h = F.relu_(_folded_expansion(x, _dense_1x1(op[0].weight, c.groups).flatten(1), [op[1]], plan, stats))
-        else:
-            h = F.relu_(op[1](op[0](x)))
-        if c.dilation > 1 and OPTIONS.embed_dilated:
-            size = c.dilation * (c.kernel - 1) + 1
-            h = F.conv2d(h, _embed(op[3].weight, c.kernel, c.dilation, size), None, stride, (size - 1) // 2, 1,
-                         h.shape[1])
+    ops = [block.candidates[c.code].op for c in plan.blocks]
+    fold = OPTIONS.fold_expansion_bn
+    if fold:  # fold every candidate's expansion BN at once (a few ops instead of ~15 each)
+        dense = torch.cat([_dense_1x1(op[0].weight, c.groups).flatten(1) for op, c in zip(ops, plan.blocks)])
+        with torch.autocast(x.device.type, enabled=False):
+            w1, b1 = _fold(dense, [op[1] for op in ops], plan, stats)
+        w1 = w1.to(x.dtype)[:, :, None, None].split(plan.hidden_sizes)
+        b1 = b1.to(x.dtype).split(plan.hidden_sizes)
+    fmt = torch.channels_last if _channels_last(x) else torch.contiguous_format
+    phased: dict[int, torch.Tensor] = {}
+    for i, (c, op) in enumerate(zip(plan.blocks, ops)):
+        d, mode, src = c.dilation, "plain", x
+        if d > 1 and fold and OPTIONS.split_dilated:
+            if stride == d:
+                mode, src = "subsample", x[:, :, ::d, ::d]
+            elif stride == 1 and x.shape[2] % d == 0 and x.shape[3] % d == 0:
+                if d not in phased:
+                    phased[d] = _to_phases(x, d, fmt)
+                mode, src = "phases", phased[d]
+        h = F.relu_(F.conv2d(src, w1[i], b1[i]) if fold else op[1](op[0](x)))
+        if mode != "plain":
+            h = F.conv2d(h, op[3].weight, None, 1, (c.kernel - 1) // 2, 1, h.shape[1])
+        elif d > 1 and OPTIONS.embed_dilated:
+            size = d * (c.kernel - 1) + 1
+            h = F.conv2d(h, _embed(op[3].weight, c.kernel, d, size), None, stride, (size - 1) // 2, 1, h.shape[1])
         else:
             h = op[3](h)
-        h = F.relu_(op[4](h))
-        out = _accumulate(out, op[7](op[6](h)), weights[:, c.column])
+        z = op[7](op[6](F.relu_(op[4](h))))
+        if mode == "phases":
+            z = _from_phases(z, d, fmt)
+        out = _accumulate(out, z, weights[:, c.column])
     return out
+
+
+def _to_phases(x: torch.Tensor, d: int, fmt: torch.memory_format) -> torch.Tensor:
+    """(N, C, H, W) → (d²·N, C, H/d, W/d): the polyphase components x[p::d, q::d], batched (p, q, n)."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // d, d, w // d, d).permute(3, 5, 0, 1, 2, 4)
+    return x.reshape(d * d * n, c, h // d, w // d).contiguous(memory_format=fmt)
+
+
+def _from_phases(z: torch.Tensor, d: int, fmt: torch.memory_format) -> torch.Tensor:
+    """Inverse of ``_to_phases``: interleave the d² components back into one image."""
+    dn, c, h, w = z.shape
+    z = z.reshape(d, d, dn // (d * d), c, h, w).permute(2, 3, 4, 0, 5, 1)
+    return z.reshape(dn // (d * d), c, h * d, w * d).contiguous(memory_format=fmt)
 
 
 def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor, training: bool,
@@ -302,7 +341,10 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     # projection: each candidate's own 1×1 conv, outputs side by side, one BN with per-candidate statistics
     n, _, hh, ww = h.shape
     J, c_out = len(cands), block.position.c_out
-    if nhwc and OPTIONS.projection == "gemm":  # (N·H·W, ΣH_j) matrix; a GEMM per column slice, no copies
+    projection = OPTIONS.projection
+    if projection == "auto":
+        projection = "conv" if torch.compiler.is_compiling() else "gemm"
+    if nhwc and projection == "gemm":  # (N·H·W, ΣH_j) matrix; a GEMM per column slice, no copies
         w3 = [_dense_1x1(m[6].weight, c.groups).flatten(1).to(h.dtype) for m, c in zip(mods, cands)]
         y = _Projection.apply(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), plan.hidden_sizes, *w3)
         y = y.view(n, hh, ww, J * c_out).permute(0, 3, 1, 2)

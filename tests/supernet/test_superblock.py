@@ -173,3 +173,22 @@ def test_fused_equals_reference_cuda(options, layout):
     with torch.autocast("cuda", dtype=torch.float16):
         a, b = fused.float()(x.float(), w.float()), ref.float()(x.float(), w.float())
     torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("split,embed", [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize("size", [(8, 12), (9, 11)])  # even: polyphase path at stride 1; odd: dense kernel
+def test_chain_dilated_paths(options, split, embed, size):
+    options.layout, options.split_dilated, options.embed_dilated = "chain", split, embed
+    for where in ("residual", "stride2"):
+        ref = _block(POSITIONS[where]).train()
+        fused = copy.deepcopy(ref)
+        fused.fused = True
+        x = torch.randn(2, 8, *size, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+        w = torch.softmax(torch.randn(2, len(CANDIDATES), dtype=torch.double), -1)
+        r, f = _run(ref, x, w), _run(fused, x, w)
+        for a, b in zip(f[:3], r[:3]):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+        for name in r[3]:
+            torch.testing.assert_close(f[3][name], r[3][name], rtol=1e-8, atol=1e-10, msg=name)
+        for name in r[4]:
+            torch.testing.assert_close(f[4][name], r[4][name], rtol=1e-9, atol=1e-12, msg=name)
