@@ -516,6 +516,7 @@ def fit_calibration(predicted: Sequence[float], measured: Sequence[float]) -> tu
     """Least-squares (overhead, scale) with measured ≈ overhead + scale · predicted.
 
     With fewer than two distinct predictions the scale cannot be fitted: scale 1 and the mean difference.
+    A fit with a non-positive scale falls back to a scale through the origin.
     """
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     if len(p) == 0:
@@ -523,6 +524,10 @@ def fit_calibration(predicted: Sequence[float], measured: Sequence[float]) -> tu
     if len(p) < 2 or np.ptp(p) == 0:
         return float(np.mean(m - p)), 1.0
     scale, overhead = np.polyfit(p, m, 1)
+    if scale <= 0:
+        # Noise swamped the spread (e.g. a busy machine): a calibration that reverses the table's order is
+        # meaningless, so keep the table's order and fit only a scale through the origin.
+        return 0.0, float(np.dot(p, m) / np.dot(p, p))
     return float(overhead), float(scale)
 
 

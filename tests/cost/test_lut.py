@@ -343,3 +343,11 @@ def test_cpu_monitor_sees_other_processes():
     import os
 
     assert m.other_share is not None and m.other_share > 0.5 / (os.cpu_count() or 1)  # about one busy core
+
+
+def test_calibration_never_reverses_the_table_order():
+    from squeezenas.cost.lut import fit_calibration
+
+    overhead, scale = fit_calibration([10.0, 20.0, 30.0], [50.0, 40.0, 30.0])  # noise: measured falls as predicted rises
+    assert overhead == 0.0 and scale > 0
+    assert fit_calibration([10.0, 20.0, 30.0], [13.0, 23.0, 33.0]) == pytest.approx((3.0, 1.0))
