@@ -3,8 +3,9 @@
 
 Two layouts of the inverted-residual candidates (the skip forms run as their modules):
 
-``wide`` (default on CUDA): candidates share their input, and BN, ReLU and depthwise convs act per channel,
-so all hidden channels are laid side by side and processed by a few wide kernels::
+``wide`` (default on CUDA, and on CPU with several threads): candidates share their input, and BN, ReLU and
+depthwise convs act per channel, so all hidden channels are laid side by side and processed by a few wide
+kernels::
 
     x ─ one 1×1 conv C_in → ΣH_j (g=2 weights as block-diagonal slices), its BN folded in (below) ─ ReLU
       ─ one depthwise conv over ΣH_j channels (3×3 d=1/d=2 and 5×5 kernels embedded in one 5×5 kernel)
@@ -13,15 +14,16 @@ so all hidden channels are laid side by side and processed by a few wide kernels
       ─ one BN over J·C_out channels (each candidate's own batch statistics, as its own BN would)
       ─ per-sample weighted sum over the J candidates
 
-``chain`` (default on CPU): candidate after candidate, so that each candidate's intermediate tensors stay in
-cache between the ops that produce and consume them (measured faster than wide kernels on CPU).
+``chain`` (default on one CPU thread): candidate after candidate, so that each candidate's intermediate tensors
+stay in cache between the ops that produce and consume them; dilated depthwise kernels run on subsampled or
+polyphase inputs as plain k×k kernels (see ``_chain_blocks``).
 
 Both: the BN after each expansion conv is folded into the conv: in training mode the batch statistics of
 W·x are exact functions of x's own (mean W·μ_x, variance w_cᵀ Σ_x w_c, Σ_x the C_in×C_in covariance
 computed once per superblock), so the biggest tensor of the block (the expanded one, at the input resolution
 where the stride is 2) is never read for statistics, never normalised in a separate pass, and not kept for a
-BN backward. Dilated depthwise kernels run as the equivalent dense 5×5 kernel (CPU backends compute the
-dilated depthwise weight gradient slowly).
+BN backward. On CPU the depthwise weight gradient comes from a compiled kernel (``cpu_kernels.py``), and
+dilated depthwise kernels never run as such (their weight gradient is slow on CPU).
 
 The weighting cannot move before the last BN: in training mode that BN normalises with the batch statistics of
 each candidate's unweighted output. Nothing here owns parameters: every forward reads (and concatenates) the
@@ -39,13 +41,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from squeezenas.models.blocks import Identity, InvertedResidual
+from squeezenas.supernet import cpu_kernels
+from squeezenas.supernet.cpu_kernels import depthwise_conv2d
 
 
 @dataclass
 class FusedOptions:
     """Implementation choices (same results); the defaults are the fastest measured (docs/SUPERNET.md)."""
 
-    layout: str = "auto"  # "wide" | "chain" | "auto" (wide on CUDA, chain on CPU)
+    layout: str = "auto"  # "wide" | "chain" | "auto": wide on CUDA and on multi-threaded CPU with the compiled
+    #                       depthwise kernel, chain otherwise
     merge_depthwise: bool = True  # wide: one depthwise conv for all (kernel, dilation) groups, in 5×5 kernels
     split_dilated: bool = True  # chain: dilated depthwise on x[::d, ::d] (stride d) or polyphase parts (stride 1)
     embed_dilated: bool = True  # chain, otherwise: dilated depthwise kernels as the equivalent dense kernel
@@ -222,8 +227,9 @@ def fused_mixture(block, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
         return block.forward_reference(x, weights)
     training = block.training
     layout = OPTIONS.layout
-    if layout == "auto":
-        layout = "wide" if x.is_cuda else "chain"
+    if layout == "auto":  # measured in docs/SUPERNET.md
+        wide = x.is_cuda or (torch.get_num_threads() > 1 and cpu_kernels.ENABLED and cpu_kernels.available())
+        layout = "wide" if wide else "chain"
     out = None
     if plan.blocks:
         stats = _input_stats(x) if training and OPTIONS.fold_expansion_bn else None
@@ -279,12 +285,12 @@ def _chain_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
                 mode, src = "phases", phased[d]
         h = F.relu_(F.conv2d(src, w1[i], b1[i]) if fold else op[1](op[0](x)))
         if mode != "plain":
-            h = F.conv2d(h, op[3].weight, None, 1, (c.kernel - 1) // 2, 1, h.shape[1])
+            h = depthwise_conv2d(h, op[3].weight, 1, (c.kernel - 1) // 2, 1)
         elif d > 1 and OPTIONS.embed_dilated:
             size = d * (c.kernel - 1) + 1
-            h = F.conv2d(h, _embed(op[3].weight, c.kernel, d, size), None, stride, (size - 1) // 2, 1, h.shape[1])
+            h = depthwise_conv2d(h, _embed(op[3].weight, c.kernel, d, size), stride, (size - 1) // 2, 1)
         else:
-            h = op[3](h)
+            h = depthwise_conv2d(h, op[3].weight, stride, d * (c.kernel - 1) // 2, d)
         z = op[7](op[6](F.relu_(op[4](h))))
         if mode == "phases":
             z = _from_phases(z, d, fmt)
@@ -325,11 +331,11 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     groups = plan.dw_groups
     if len(groups) == 1:
         k, d, n, _, _ = groups[0]
-        h = F.conv2d(h, torch.cat([m[3].weight for m in mods]), None, stride, d * (k - 1) // 2, d, n)
+        h = depthwise_conv2d(h, torch.cat([m[3].weight for m in mods]), stride, d * (k - 1) // 2, d)
     elif OPTIONS.merge_depthwise:
         size = max(d * (k - 1) + 1 for k, d, *_ in groups)
         w2 = torch.cat([_embed(m[3].weight, c.kernel, c.dilation, size) for m, c in zip(mods, cands)])
-        h = F.conv2d(h, w2, None, stride, (size - 1) // 2, 1, h.shape[1])
+        h = depthwise_conv2d(h, w2, stride, (size - 1) // 2, 1)
     else:
         parts = []
         for (k, d, n, a, b), chunk in zip(groups, h.split([g[2] for g in groups], dim=1)):
@@ -346,7 +352,8 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
         projection = "conv" if torch.compiler.is_compiling() else "gemm"
     if nhwc and projection == "gemm":  # (N·H·W, ΣH_j) matrix; a GEMM per column slice, no copies
         w3 = [_dense_1x1(m[6].weight, c.groups).flatten(1).to(h.dtype) for m, c in zip(mods, cands)]
-        y = _Projection.apply(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), plan.hidden_sizes, *w3)
+        with torch.autocast(h.device.type, enabled=False):  # already in h's dtype; out= GEMMs are not autocast
+            y = _Projection.apply(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), plan.hidden_sizes, *w3)
         y = y.view(n, hh, ww, J * c_out).permute(0, 3, 1, 2)
     else:
         chunks = h.split(plan.hidden_sizes, dim=1)

@@ -143,17 +143,21 @@ def test_path_mode_and_errors():
 
 
 @pytest.mark.parametrize("layout", ["wide", "chain"])
-def test_autocast_bfloat16_cpu(options, layout):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_autocast_bfloat16_cpu(options, layout, channels_last):
     options.layout = layout
-    ref = _block(POSITIONS["stride2"]).float()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    ref = _block(POSITIONS["stride2"]).float().to(memory_format=fmt)
     fused = copy.deepcopy(ref)
     fused.fused = True
-    x = torch.randn(2, 8, 12, 12)
+    x = torch.randn(2, 8, 12, 12).contiguous(memory_format=fmt)
     w = torch.softmax(torch.randn(2, len(CANDIDATES)), -1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         a, b = fused(x, w), ref(x, w)
     assert a.dtype == b.dtype
     torch.testing.assert_close(a.float(), b.float(), rtol=0.1, atol=0.1)
+    a.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in fused.parameters())
 
 
 @pytest.mark.cuda
