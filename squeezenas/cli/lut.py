@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="time every candidate at every position and the fixed parts")
     _space_args(b)
     _timing_args(b)
+    b.add_argument("--context", choices=("auto", "alone", "adapter"), default="auto",
+                   help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
+                        "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
     _contention_args(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -106,7 +109,8 @@ def _build(args: argparse.Namespace) -> int:
     if partial_path(args.out).is_file():
         print(f"resuming from {partial_path(args.out)}")
     table = build_lut(load_macro(args.space), tuple(args.size), timing_config(args), num_classes=args.num_classes,
-                      out=args.out, progress=not args.quiet, **contention(args))
+                      out=args.out, progress=not args.quiet, context=None if args.context == "auto" else args.context,
+                      **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
           f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "

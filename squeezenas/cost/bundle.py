@@ -42,17 +42,20 @@ def export_bundle(
     seed: int = 0,
     exporter: str = "dynamo",
     progress: bool = True,
+    context: str | None = None,
 ) -> Path:
     """Write the bundle for (macro, input_size) to ``out_dir``; returns the manifest path.
 
     ``networks`` whole networks are added for an on-device check; they span the MAC range (the latency
     ordering is unknown before the device has run the bundle), sampled as ``lut check`` samples them.
+    ``context`` is ``plan_lut``'s: by default ops are exported after an adapter, and the adapters alone, as the
+    onnxruntime backend times them (see ``lut.adapter_conv``).
     """
     arch = get_macro(macro) if isinstance(macro, str) else macro
     out = Path(out_dir)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     config = TimingConfig(backend="onnxruntime", onnx_exporter=exporter, threads=1)
-    plan = plan_lut(arch, tuple(input_size), config, num_classes)
+    plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
     from tqdm import tqdm
 
     parts = []
@@ -78,7 +81,8 @@ def export_bundle(
     manifest = {
         "format": BUNDLE_FORMAT, "version": 1, "space": arch.name, "macro": arch.to_dict(),
         "input_size": list(plan.input_size), "num_classes": num_classes, "candidates": list(arch.candidates),
-        "cells": plan.cells, "fixed_keys": plan.fixed, "parts": parts, "networks": nets, "seed": seed,
+        "cells": plan.cells, "fixed_keys": plan.fixed, "context": plan.context, "parts": parts, "networks": nets,
+        "seed": seed,
         "exporter": exporter, "torch": torch.__version__, "squeezenas": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -122,7 +126,8 @@ def import_results(results: str | Path, out: str | Path | None = None, *, calibr
                           warmup=settings["warmup"], min_run_time=settings["min_run_time"],
                           max_run_time=settings["max_run_time"], min_repeats=settings["min_repeats"],
                           max_repeats=settings["max_repeats"], onnx_exporter=manifest["exporter"])
-    plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]))
+    plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]),
+                    manifest.get("context", "alone"))
     if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"]:
         raise LutError(f"{path}: the bundle's parts do not match this squeezenas version's plan of the space; "
                        "export the bundle again with this version")

@@ -77,11 +77,16 @@ class Part:
     c_out: int = 0
     stride: int = 1
     decoder: dict = field(default_factory=dict, hash=False, compare=False)  # decoder parts: name, shapes, classes
+    adapter: str = ""  # key of the adapter timed before this op ("adapter" context), whose time is subtracted
 
     def build(self, channels_last: bool = False) -> nn.Module:
         """The module to time, initialised as in a network of the space."""
         if self.kind == "op":
             module = build_op(self.op, self.c_in, self.c_out, self.stride)
+            if self.adapter:
+                module = nn.Sequential(adapter_conv(self.c_in), module)
+        elif self.kind == "adapter":
+            module = adapter_conv(self.c_in)
         elif self.kind == "stem":
             module = Stem(self.c_out)
         elif self.kind == "last_conv":
@@ -95,6 +100,28 @@ class Part:
             raise ValueError(f"unknown part kind {self.kind!r}")
         init_weights(module)
         return module.eval()
+
+
+def adapter_conv(channels: int) -> nn.Module:
+    """The cheapest convolution (1×1 depthwise) that hands an op its input the way a preceding block would.
+
+    ONNX Runtime's CPU provider runs convolutions in a blocked layout (NCHWc); a whole network converts to it
+    once, after the stem, and back once, at the end, and fuses each residual add into the block's last
+    convolution. A block exported alone instead pays a layout conversion of its input and of its output and an
+    unfused add: about a third of its time at 128×256, and the same for every candidate at a position. Timing
+    ``adapter → op`` and subtracting ``adapter`` alone gives the op's cost in the network's context; what is
+    left, output conversions of different shapes, telescopes along the network to a constant (the
+    calibration's overhead).
+    """
+    return nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+
+
+CONTEXTS = ("alone", "adapter")
+
+
+def default_context(config: TimingConfig) -> str:
+    """"adapter" for onnxruntime (layout conversions at a part's boundaries), "alone" for PyTorch backends."""
+    return "adapter" if config.backend == "onnxruntime" else "alone"
 
 
 class PackedDecoder(nn.Module):
@@ -160,14 +187,24 @@ class LutPlan:
     config: TimingConfig
     cells: list[list[str]]  # [position][candidate] → key (IDENTITY_KEY for the identity skip)
     fixed: dict[str, str]  # part name → key
-    parts: dict[str, Part]  # key → part, in first-use order (stem, positions, last_conv, decoder)
+    parts: dict[str, Part]  # key → part, in first-use order (stem, positions, last_conv, decoder, adapters)
+    context: str = "alone"  # "alone": ops timed by themselves; "adapter": after an adapter, its time subtracted
 
 
-def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig, num_classes: int = 19) -> LutPlan:
-    """The cells, fixed parts and distinct parts of a latency table; nothing is built or timed."""
+def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig, num_classes: int = 19,
+             context: str | None = None) -> LutPlan:
+    """The cells, fixed parts and distinct parts of a latency table; nothing is built or timed.
+
+    ``context`` ("alone" or "adapter", default ``default_context(config)``) says how candidate ops are timed;
+    see ``adapter_conv``. Fixed parts are always timed alone: their cost is the same in every network.
+    """
+    context = context or default_context(config)
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     h, w = (int(v) for v in input_size)
     n, sfx = config.batch, _suffix(config)
     parts: dict[str, Part] = {}
+    adapters: dict[str, Part] = {}
 
     def add(part: Part) -> str:
         parts.setdefault(part.key, part)
@@ -185,8 +222,13 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
             if parse_op(code).is_skip and p.is_identity_skip:
                 row.append(IDENTITY_KEY)
                 continue
+            adapter = ""
+            if context == "adapter":
+                adapter = f"adapter=dw1x1|c={p.c_in}|in={_shape(shape)}|{sfx}"
+                adapters.setdefault(adapter, Part(adapter, "adapter", shape, c_in=p.c_in, c_out=p.c_in))
             key = f"op={code}|cin={p.c_in}|cout={p.c_out}|s={p.stride}|in={_shape(shape)}|{sfx}"
-            row.append(add(Part(key, "op", shape, op=code, c_in=p.c_in, c_out=p.c_out, stride=p.stride)))
+            row.append(add(Part(key, "op", shape, op=code, c_in=p.c_in, c_out=p.c_out, stride=p.stride,
+                                adapter=adapter)))
         cells.append(row)
     outs = output_sizes(macro, h, w)
     high_hw, low_hw = outs[-1], outs[macro.low_level_position]
@@ -203,7 +245,8 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
     fixed["decoder"] = add(Part(key, "decoder", packed, decoder={
         "name": dec.name, "channels": dec.channels, "high": list(high), "low": list(low), "out_size": [h, w],
         "num_classes": num_classes}))
-    return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts)
+    parts.update(adapters)
+    return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts, context)
 
 
 # --- other processes: a shared CPU makes timings wrong ------------------------------------------------------
@@ -288,7 +331,7 @@ def resolve_config(config: TimingConfig) -> TimingConfig:
 def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
     """Everything a partial build must share with the build that resumes it."""
     return {"macro": plan.macro.to_dict(), "input_size": list(plan.input_size), "num_classes": plan.num_classes,
-            "timing": plan.config.to_dict(), "fingerprint": fingerprint}
+            "context": plan.context, "timing": plan.config.to_dict(), "fingerprint": fingerprint}
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -339,6 +382,7 @@ def build_lut(
     checkpoint_every: int = 1,
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
+    context: str | None = None,
 ) -> CostTable:
     """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
 
@@ -349,10 +393,11 @@ def build_lut(
     A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
     ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
+    ``context`` is ``plan_lut``'s (default: "adapter" for onnxruntime, "alone" otherwise).
     """
     arch = get_macro(macro) if isinstance(macro, str) else macro
     config = resolve_config(config or TimingConfig())
-    plan = plan_lut(arch, tuple(input_size), config, num_classes)
+    plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
     fingerprint = device_fingerprint(config.device, config.threads)
     load_start = warn_if_busy(config, "the table's timings")
     settings = _settings(plan, fingerprint)
@@ -430,7 +475,11 @@ def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
 
 def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, seconds: float,
                    source: str = "measured") -> CostTable:
-    """The latency table of a plan from per-key statistics (measured here, or imported from a bundle)."""
+    """The latency table of a plan from the statistics of every timed module (measured here, or imported from
+    a bundle). An op timed after an adapter costs the difference of the two medians (at least 0); its entry
+    keeps the measurement with the adapter under ``with_adapter``."""
+    entries = {k: _in_context(plan.parts[k], entries) for k in plan.parts}
+
     def value(key: str) -> float:
         return 0.0 if key == IDENTITY_KEY else float(entries[key]["median_ms"])
 
@@ -442,13 +491,22 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
         "device": c.device, "backend": c.backend, "dtype": c.dtype, "channels_last": c.channels_last,
         "batch": c.batch, "threads": c.threads, "timing": c.to_dict(), "fingerprint": fingerprint,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "squeezenas": __version__, "build_seconds": round(seconds, 1),
-        "cells": plan.cells, "fixed_keys": plan.fixed,
-        "entries": {k: entries[k] for k in plan.parts},
+        "squeezenas": __version__, "build_seconds": round(seconds, 1), "context": plan.context,
+        "cells": plan.cells, "fixed_keys": plan.fixed, "entries": entries,
     }
     return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
                      candidates=tuple(plan.macro.candidates), table=[[value(k) for k in row] for row in plan.cells],
                      fixed={name: value(key) for name, key in plan.fixed.items()}, meta=meta)
+
+
+def _in_context(part: Part, measured: dict[str, dict]) -> dict:
+    if not part.adapter:
+        return measured[part.key]
+    with_adapter, adapter = measured[part.key], measured[part.adapter]
+    return {"median_ms": max(0.0, with_adapter["median_ms"] - adapter["median_ms"]),
+            "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
+            "adapter": part.adapter, "with_adapter": with_adapter,
+            **{k: with_adapter[k] for k in ("other_cpu", "attempts") if k in with_adapter}}
 
 
 # --- loading and checking a table's provenance -------------------------------------------------------------
@@ -658,8 +716,8 @@ def check_lut(
     return report
 
 
-__all__ = ["CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "assemble_table",
-           "build_lut", "check_device", "check_lut", "contention_summary", "cpu_load", "error_summary",
-           "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
-           "output_sizes", "partial_path", "plan_lut", "resolve_config", "spanning_genotypes", "table_config",
-           "warn_if_busy"]
+__all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "adapter_conv",
+           "assemble_table", "build_lut", "check_device", "check_lut", "contention_summary", "cpu_load",
+           "default_context", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
+           "leave_one_out", "load_lut", "measure_guarded", "output_sizes", "partial_path", "plan_lut",
+           "resolve_config", "spanning_genotypes", "table_config", "warn_if_busy"]

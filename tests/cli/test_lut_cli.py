@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from squeezenas.cli.main import main
-from squeezenas.cost.lut import load_lut
+from squeezenas.cost.lut import load_lut, plan_lut
+from squeezenas.cost.timing import TimingConfig
 from squeezenas.space import DecoderSpec, MacroArch, Stage
 
 TINY = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 1, 2)), low_level_position=0,
@@ -80,7 +81,9 @@ def test_export_import(tmp_path, space_file, capsys):
     assert main(["lut", "export", "--space", space_file, "--size", "32", "64", "--networks", "3",
                  "--onnx-exporter", "torchscript", "--out", str(bundle), "--quiet"]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert len(manifest["parts"]) == 11 and len(manifest["networks"]) == 3
+    plan = plan_lut(TINY, (32, 64), TimingConfig(backend="onnxruntime"), num_classes=19)
+    assert [p["key"] for p in manifest["parts"]] == list(plan.parts) and len(manifest["networks"]) == 3
+    assert manifest["context"] == "adapter" and any(p["kind"] == "adapter" for p in manifest["parts"])
     res = subprocess.run([sys.executable, str(bundle / "run_bundle.py"), "--threads", "1", "--warmup", "1",
                           "--min-run-time", "0.005", "--min-repeats", "2", "--out", str(tmp_path / "results.json")],
                          capture_output=True, text=True, timeout=600)

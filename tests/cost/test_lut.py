@@ -75,6 +75,31 @@ def test_plan_keys_dedup_identity_and_shapes():
         "|bfloat16|nhwc|eager")
 
 
+def test_onnxruntime_ops_are_timed_after_an_adapter():
+    """onnxruntime: each op is timed after a 1×1 depthwise adapter, and the adapter alone is subtracted."""
+    macro = tiny_macro()
+    ort_config = TimingConfig(backend="onnxruntime", threads=1)
+    plan = plan_lut(macro, (32, 64), ort_config)
+    assert plan.context == "adapter" and plan_lut(macro, (32, 64), QUICK).context == "alone"
+    adapters = {k for k, p in plan.parts.items() if p.kind == "adapter"}
+    assert len(adapters) == len({tuple(p.input_shape) for p in plan.parts.values() if p.kind == "op"})
+    op = plan.parts[plan.cells[0][0]]
+    assert op.adapter in adapters and op.adapter.startswith("adapter=dw1x1|c=8|in=1x8x16x32|")
+    module = op.build()
+    assert isinstance(module[0], torch.nn.Conv2d) and module[0].groups == 8 and module[0].kernel_size == (1, 1)
+    timer = FakeTimer()
+    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer)
+    assert len(timer.calls) == len(plan.parts)
+    entry = table.meta["entries"][op.key]
+    adapter = table.meta["entries"][op.adapter]
+    assert table.table[0][0] == entry["median_ms"] == pytest.approx(entry["with_adapter"]["median_ms"]
+                                                                    - adapter["median_ms"])
+    assert table.meta["context"] == "adapter"
+    assert table.fixed["stem"] == table.meta["entries"][plan.fixed["stem"]]["median_ms"]  # fixed parts alone
+    with pytest.raises(ValueError, match="context"):
+        plan_lut(macro, (32, 64), ort_config, context="inside")
+
+
 @pytest.mark.parametrize("space", ["small", "large", "xlarge"])
 def test_output_sizes_match_the_network(space):
     macro = get_macro(space)
