@@ -6,7 +6,8 @@
 #
 # Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
 # the stored calibration on networks it was not fitted on), MRT (0.5 s of sampling per part/network), SIZES,
-# BACKENDS, EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s),
+# BACKENDS ("eager onnxruntime onnxruntime-alone"; -alone: ops timed without the adapter, for comparison),
+# EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s),
 # PLOTS (docs/img). Every step is skipped when its output exists (and a table build resumes from its partial
 # file), so an interrupted run can simply be started again.
 set -euo pipefail
@@ -17,7 +18,7 @@ SAMPLES=${SAMPLES:-24}
 FRESH=${FRESH:-12}
 MRT=${MRT:-0.5}
 SIZES=${SIZES:-"128x256 360x480"}
-BACKENDS=${BACKENDS:-"eager onnxruntime"}
+BACKENDS=${BACKENDS:-"eager onnxruntime onnxruntime-alone"}
 OUT=${OUT:-bench/results/lut}
 EXPORTER=${EXPORTER:-dynamo}
 ZOO_SIZES=${ZOO_SIZES:-"360x480 1024x2048"}
@@ -52,14 +53,16 @@ EOF
 
 for size in $SIZES; do
   h=${size%x*}; w=${size#*x}
-  for backend in $BACKENDS; do
-    t="$OUT/small_${size}_${backend}"
+  for variant in $BACKENDS; do
+    # "onnxruntime-alone": ops timed alone instead of after an adapter (to show what the adapter corrects)
+    backend=${variant%-alone}; context=auto; [[ "$variant" == *-alone ]] && context=alone
+    t="$OUT/small_${size}_${variant}"
     if [[ ! -f "$t.json" ]]; then
       quiet
       start=$(date +%s)
       $SQ lut build --space small --size "$h" "$w" --backend "$backend" --threads "$THREADS" --min-run-time "$MRT" \
-        --onnx-exporter "$EXPORTER" --out "$t.json"
-      echo "build small $size $backend: $(( $(date +%s) - start )) s wall" | tee -a "$log"
+        --onnx-exporter "$EXPORTER" --context "$context" --out "$t.json"
+      echo "build small $size $variant: $(( $(date +%s) - start )) s wall" | tee -a "$log"
     fi
     if [[ ! -f "${t}_check.json" ]]; then
       quiet
@@ -74,7 +77,7 @@ for size in $SIZES; do
       $SQ lut check --lut "$t.json" --samples "$FRESH" --seed 1 --min-run-time "$MRT" \
         --out "${t}_fresh.json" | tee -a "$log"
     fi
-    echo "load after small $size $backend: $(cat /proc/loadavg)" | tee -a "$log"
+    echo "load after small $size $variant: $(cat /proc/loadavg)" | tee -a "$log"
   done
 done
 
