@@ -5,7 +5,8 @@
 #   FORCE=1 bench/lut_experiment.sh      # do not wait (figures from a busy machine are wrong)
 #
 # Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
-# the stored calibration on networks it was not fitted on), MRT (0.5 s of sampling per part/network), SIZES,
+# the stored calibration on networks it was not fitted on), MRT (0.3 s of sampling per part/network and round),
+# ROUNDS (3: every part and network timed in 3 round-robin rounds, the median round kept), SIZES,
 # BACKENDS ("eager onnxruntime onnxruntime-alone"; -alone: ops timed without the adapter, for comparison),
 # EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s),
 # PLOTS (docs/img). Every step is skipped when its output exists (and a table build resumes from its partial
@@ -16,7 +17,8 @@ PY=${PY:-.venv/bin/python}
 THREADS=${THREADS:-2}
 SAMPLES=${SAMPLES:-24}
 FRESH=${FRESH:-12}
-MRT=${MRT:-0.5}
+MRT=${MRT:-0.3}
+ROUNDS=${ROUNDS:-3}
 SIZES=${SIZES:-"128x256 360x480"}
 BACKENDS=${BACKENDS:-"eager onnxruntime onnxruntime-alone"}
 OUT=${OUT:-bench/results/lut}
@@ -61,7 +63,7 @@ for size in $SIZES; do
       quiet
       start=$(date +%s)
       $SQ lut build --space small --size "$h" "$w" --backend "$backend" --threads "$THREADS" --min-run-time "$MRT" \
-        --onnx-exporter "$EXPORTER" --context "$context" --out "$t.json"
+        --onnx-exporter "$EXPORTER" --context "$context" --rounds "$ROUNDS" --out "$t.json"
       echo "build small $size $variant: $(( $(date +%s) - start )) s wall" | tee -a "$log"
     fi
     if [[ ! -f "${t}_check.json" ]]; then
@@ -69,13 +71,13 @@ for size in $SIZES; do
       # 24 networks spanning the range; the calibration (fit on all 24) is stored in the table; the errors
       # reported as calibrated are leave-one-out (each network predicted by a fit on the other 23)
       $SQ lut check --lut "$t.json" --samples "$SAMPLES" --seed 0 --calibrate --min-run-time "$MRT" \
-        --out "${t}_check.json" | tee -a "$log"
+        --rounds "$ROUNDS" --out "${t}_check.json" | tee -a "$log"
     fi
     if [[ "$FRESH" -gt 0 && ! -f "${t}_fresh.json" ]]; then
       quiet
       # networks of another seed: the stored calibration has never seen them
       $SQ lut check --lut "$t.json" --samples "$FRESH" --seed 1 --min-run-time "$MRT" \
-        --out "${t}_fresh.json" | tee -a "$log"
+        --rounds "$ROUNDS" --out "${t}_fresh.json" | tee -a "$log"
     fi
     echo "load after small $size $variant: $(cat /proc/loadavg)" | tee -a "$log"
   done

@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
                         "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
+    _rounds_arg(b, "part")
     _contention_args(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(_lut=_build)
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of sampling per network (default: the table's)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    _rounds_arg(c, "network")
     _contention_args(c)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(_lut=_check)
@@ -68,6 +70,12 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="macro-architecture name (small, large, xlarge) or YAML/JSON file")
     p.add_argument("--size", nargs=2, type=int, required=True, metavar=("H", "W"), help="deployment input size")
     p.add_argument("--num-classes", type=int, default=19, help="classes of the decoder (its cost depends on them)")
+
+
+def _rounds_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--rounds", type=int, default=1,
+                   help=f"time every {what} this many times, round-robin, and keep the median round (a machine whose "
+                        "speed wanders then spoils one round, not the figure)")
 
 
 def _contention_args(p: argparse.ArgumentParser) -> None:
@@ -110,7 +118,7 @@ def _build(args: argparse.Namespace) -> int:
         print(f"resuming from {partial_path(args.out)}")
     table = build_lut(load_macro(args.space), tuple(args.size), timing_config(args), num_classes=args.num_classes,
                       out=args.out, progress=not args.quiet, context=None if args.context == "auto" else args.context,
-                      **contention(args))
+                      rounds=args.rounds, **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
           f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "
@@ -132,7 +140,7 @@ def _check(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = check_lut(table, args.samples, args.seed, calibrate=args.calibrate, config=config,
-                           progress=not (args.quiet or args.json), **contention(args))
+                           progress=not (args.quiet or args.json), rounds=args.rounds, **contention(args))
     if not args.json:  # with --json the differences are in the report ("fingerprint_differences")
         for w in caught:
             print(f"warning: {w.message}", flush=True)

@@ -53,6 +53,7 @@ from squeezenas.utils.io import atomic_write_json
 LUT_FORMAT = "squeezenas latency table"
 PARTIAL_SUFFIX = ".partial"
 IDENTITY_KEY = "identity"  # cells where ``skip`` is the identity: 0 ms, nothing is timed
+_RESOLUTION_MS = 1e-3  # an op timed after an adapter costs at least this (its difference may be lost in noise)
 _STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
 
 MeasureFn = Callable[[nn.Module, Sequence[int], TimingConfig], Timing]
@@ -350,8 +351,8 @@ def partial_path(out: str | Path) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
 
-def _read_partial(path: Path, settings: dict) -> dict[str, dict]:
-    """Entries of a partial build with the same settings; an error naming what differs otherwise."""
+def _read_partial(path: Path, settings: dict) -> dict[str, list[dict]]:
+    """Per-round entries of a partial build with the same settings; an error naming what differs otherwise."""
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -362,7 +363,10 @@ def _read_partial(path: Path, settings: dict) -> dict[str, dict]:
     if diff:
         raise LutError(f"{path}: a partial build with other settings ({'; '.join(diff[:6])}"
                        f"{'; ...' if len(diff) > 6 else ''}); finish it with its own settings or delete it")
-    return dict(d.get("entries", {}))
+    entries = d.get("entries", {})
+    if not all(isinstance(v, list) for v in entries.values()):
+        raise LutError(f"{path}: partial build of an older format; delete it to start over")
+    return dict(entries)
 
 
 def _stats(t: Timing) -> dict[str, Any]:
@@ -383,6 +387,7 @@ def build_lut(
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
     context: str | None = None,
+    rounds: int = 1,
 ) -> CostTable:
     """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
 
@@ -394,7 +399,14 @@ def build_lut(
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
     ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
     ``context`` is ``plan_lut``'s (default: "adapter" for onnxruntime, "alone" otherwise).
+
+    With ``rounds`` > 1 every part is timed that many times, round-robin over all parts (so a part's rounds lie
+    minutes apart), and its entry is the round with the median median (``round_medians`` lists them all): a
+    machine whose speed wanders for seconds at a time (a busy host, frequency changes) then spoils one round,
+    not the entry. A resumed build with more rounds adds rounds to what it has.
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     arch = get_macro(macro) if isinstance(macro, str) else macro
     config = resolve_config(config or TimingConfig())
     plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
@@ -402,29 +414,35 @@ def build_lut(
     load_start = warn_if_busy(config, "the table's timings")
     settings = _settings(plan, fingerprint)
     partial = partial_path(out) if out is not None else None
-    entries: dict[str, dict] = {}
+    measured: dict[str, list[dict]] = {}  # key → statistics of each round so far
     if partial is not None and partial.is_file():
-        entries = {k: v for k, v in _read_partial(partial, settings).items() if k in plan.parts}
-    todo = [part for key, part in plan.parts.items() if key not in entries]
+        measured = {k: v for k, v in _read_partial(partial, settings).items() if k in plan.parts}
     start = time.perf_counter()
 
     def checkpoint() -> None:
         if partial is not None:
-            atomic_write_json(partial, {"format": LUT_FORMAT + " (partial)", "settings": settings, "entries": entries})
+            atomic_write_json(partial, {"format": LUT_FORMAT + " (partial)", "settings": settings, "entries": measured})
 
-    bar = _progress(len(plan.parts), len(entries), progress,
+    done = sum(min(len(v), rounds) for v in measured.values())
+    bar = _progress(len(plan.parts) * rounds, done, progress,
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
     try:
-        for n, part in enumerate(todo, 1):
-            bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
-            timing, share, attempts = measure_guarded(measure_fn, lambda: part.build(config.channels_last),
-                                                      part.input_shape, config, max_other_cpu, retries)
-            entries[part.key] = {**_stats(timing), "other_cpu": share, "attempts": attempts}
-            bar.update(1)
-            if n % checkpoint_every == 0 or n == len(todo):
-                checkpoint()
+        for r in range(rounds):  # round-robin: each part's rounds lie minutes apart
+            for part in plan.parts.values():
+                if len(measured.get(part.key, [])) > r:
+                    continue
+                bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
+                timing, share, attempts = measure_guarded(measure_fn, lambda: part.build(config.channels_last),
+                                                          part.input_shape, config, max_other_cpu, retries)
+                measured.setdefault(part.key, []).append({**_stats(timing), "other_cpu": share, "attempts": attempts})
+                bar.update(1)
+                done += 1
+                if done % checkpoint_every == 0:
+                    checkpoint()
+        checkpoint()
     finally:
         bar.close()
+    entries = {k: combine_rounds(v[:rounds]) for k, v in measured.items()}
     table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
     table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
     table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
@@ -435,12 +453,25 @@ def build_lut(
     return table
 
 
+def combine_rounds(rounds: list[dict]) -> dict:
+    """One entry from the statistics of several rounds: the round with the median median (the lower one of
+    the middle two for an even count), with every round's median, the worst other-process share and the
+    attempts of all rounds."""
+    if len(rounds) == 1:
+        return dict(rounds[0])
+    middle = sorted(rounds, key=lambda d: d["median_ms"])[(len(rounds) - 1) // 2]
+    shares = [d["other_cpu"] for d in rounds if d.get("other_cpu") is not None]
+    return {**middle, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds],
+            "other_cpu": max(shares) if shares else None, "attempts": sum(d.get("attempts", 1) for d in rounds)}
+
+
 def contention_summary(items: list[tuple[str, dict]], max_other_cpu: float | None) -> dict[str, Any]:
     """How much other processes disturbed a set of measurements (entries or check rows)."""
     shares = [d.get("other_cpu") for _, d in items if d.get("other_cpu") is not None]
     limit = 1.0 if max_other_cpu is None else max_other_cpu
     return {"max_other_cpu": max_other_cpu, "mean_other_cpu": float(np.mean(shares)) if shares else None,
-            "worst_other_cpu": max(shares, default=None), "remeasured": sum(d.get("attempts", 1) > 1 for _, d in items),
+            "worst_other_cpu": max(shares, default=None),
+            "remeasured": sum(d.get("attempts", 1) > d.get("rounds", 1) for _, d in items),
             "still_contended": [k for k, d in items if (d.get("other_cpu") or 0) > limit]}
 
 
@@ -476,7 +507,7 @@ def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
 def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, seconds: float,
                    source: str = "measured") -> CostTable:
     """The latency table of a plan from the statistics of every timed module (measured here, or imported from
-    a bundle). An op timed after an adapter costs the difference of the two medians (at least 0); its entry
+    a bundle). An op timed after an adapter costs the difference of the two medians (at least 1 µs); its entry
     keeps the measurement with the adapter under ``with_adapter``."""
     entries = {k: _in_context(plan.parts[k], entries) for k in plan.parts}
 
@@ -503,7 +534,9 @@ def _in_context(part: Part, measured: dict[str, dict]) -> dict:
     if not part.adapter:
         return measured[part.key]
     with_adapter, adapter = measured[part.key], measured[part.adapter]
-    return {"median_ms": max(0.0, with_adapter["median_ms"] - adapter["median_ms"]),
+    diff = with_adapter["median_ms"] - adapter["median_ms"]
+    # 0 ms means "identity skip"; a difference within the noise floor becomes 1 µs and is flagged
+    return {"median_ms": max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
             "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
             "adapter": part.adapter, "with_adapter": with_adapter,
             **{k: with_adapter[k] for k in ("other_cpu", "attempts") if k in with_adapter}}
@@ -669,13 +702,16 @@ def check_lut(
     warn_device: bool = True,
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range; report errors before and after
     calibration. Networks are timed with the table's own TimingConfig (or ``config``).
 
     The calibrated errors are held-out (leave-one-out). With ``calibrate``, the fit on all networks is stored
-    in ``table.meta["calibration"]`` (the caller saves the table).
+    in ``table.meta["calibration"]`` (the caller saves the table). ``rounds``: as in ``build_lut``.
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     if table.kind != "latency":
         raise LutError(f"check needs a latency table, got a {table.kind!r} table")
     if samples < 3:
@@ -689,18 +725,28 @@ def check_lut(
     nets = spanning_genotypes(table, samples, seed)
     from tqdm import tqdm
 
-    for k, (r, geno) in enumerate(tqdm(nets, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
-                                       disable=not progress, dynamic_ncols=True)):
-        t, share, attempts = measure_guarded(measure_fn, lambda: build_model(geno, num_classes=num_classes),
-                                             (3, h, w), config, max_other_cpu, retries)
+    per_net: list[list[dict]] = [[] for _ in nets]
+    bar = tqdm(total=len(nets) * rounds, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
+               disable=not progress, dynamic_ncols=True)
+    for _ in range(rounds):  # round-robin, as build_lut
+        for k, (r, geno) in enumerate(nets):
+            t, share, attempts = measure_guarded(measure_fn, lambda: build_model(geno, num_classes=num_classes),
+                                                 (3, h, w), config, max_other_cpu, retries)
+            per_net[k].append({**_stats(t), "other_cpu": share, "attempts": attempts})
+            bar.update(1)
+    bar.close()
+    for k, ((r, geno), measured) in enumerate(zip(nets, per_net)):
+        m = combine_rounds(measured)
         rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
-                     "predicted_ms": table.predict(geno), "measured_ms": t.median_ms, "iqr_ms": t.iqr_ms,
-                     "repeats": t.repeats, "other_cpu": share, "attempts": attempts})
+                     "predicted_ms": table.predict(geno), "measured_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
+                     "repeats": m["repeats"], "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+                     **({"round_medians": m["round_medians"]} if rounds > 1 else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
     report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
               "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
+              "rounds": rounds, "min_run_time": config.min_run_time,
               "fingerprint_differences": fingerprint_diff,
               "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
               "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),
@@ -717,7 +763,7 @@ def check_lut(
 
 
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "adapter_conv",
-           "assemble_table", "build_lut", "check_device", "check_lut", "contention_summary", "cpu_load",
-           "default_context", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
+           "assemble_table", "build_lut", "check_device", "check_lut", "combine_rounds", "contention_summary",
+           "cpu_load", "default_context", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
            "leave_one_out", "load_lut", "measure_guarded", "output_sizes", "partial_path", "plan_lut",
            "resolve_config", "spanning_genotypes", "table_config", "warn_if_busy"]

@@ -44,7 +44,7 @@ class FakeTimer:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt("simulated kill")
         self.calls.append(tuple(shape))
-        return fake_timing(0.01 + sum(p.numel() for p in module.parameters()) * math.prod(shape[1:]) * 1e-9,
+        return fake_timing(0.01 + sum(p.numel() for p in module.parameters()) * math.prod(shape[1:]) * 1e-7,
                            shape, config)
 
 
@@ -376,3 +376,45 @@ def test_calibration_never_reverses_the_table_order():
     overhead, scale = fit_calibration([10.0, 20.0, 30.0], [50.0, 40.0, 30.0])  # noise: measured falls as predicted rises
     assert overhead == 0.0 and scale > 0
     assert fit_calibration([10.0, 20.0, 30.0], [13.0, 23.0, 33.0]) == pytest.approx((3.0, 1.0))
+
+
+def test_rounds_take_the_median_round_and_resume_adds_rounds(tmp_path):
+    """Each part timed in several round-robin rounds; the entry is the median round."""
+    macro, out = tiny_macro(), tmp_path / "t.json"
+    n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
+
+    class Drifting(FakeTimer):  # the machine gets slower and slower: round r takes (1 + r) times as long
+        def __call__(self, module, shape, config):
+            t = super().__call__(module, shape, config)
+            t.median_ms *= 1 + (len(self.calls) - 1) // n_parts
+            return t
+
+    with pytest.raises(KeyboardInterrupt):  # killed in the second round
+        build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=Drifting(fail_after=n_parts + 2),
+                  rounds=3)
+    timer = Drifting()
+    table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer, rounds=3)
+    assert len(timer.calls) == 3 * n_parts - (n_parts + 2)
+    base = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    key = plan_lut(macro, (32, 64), QUICK).fixed["stem"]
+    entry = table.meta["entries"][key]
+    assert entry["rounds"] == 3 and len(entry["round_medians"]) == 3
+    assert entry["median_ms"] == sorted(entry["round_medians"])[1]
+    # the stem's rounds: 1x and 2x before the kill, 1x again after it (a fresh timer): the median round is 1x
+    assert sorted(entry["round_medians"]) == pytest.approx([base.fixed["stem"]] * 2 + [2 * base.fixed["stem"]])
+    assert table.fixed["stem"] == pytest.approx(base.fixed["stem"])
+    with pytest.raises(ValueError, match="rounds"):
+        build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), rounds=0)
+
+
+def test_check_rounds():
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    calls = []
+
+    def network_timer(model, shape, config):
+        calls.append(1)
+        return fake_timing(table.predict(model.genotype) * (1 + 0.1 * (len(calls) % 3)), shape, config)
+
+    report = check_lut(table, samples=4, rounds=3, progress=False, measure_fn=network_timer)
+    assert len(calls) == 12 and report["rounds"] == 3
+    assert all(len(r["round_medians"]) == 3 for r in report["networks"])
