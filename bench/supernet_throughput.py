@@ -55,12 +55,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--saved-activations", action="store_true",
+                    help="also report the bytes autograd keeps for backward in one forward (unique storages): "
+                         "the activation memory of a step, measurable on CPU for a CUDA configuration")
     ap.add_argument("--json", type=Path, default=None)
     return ap.parse_args(argv)
 
 
 def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def saved_activation_bytes(fwd, x: torch.Tensor, dev: torch.device, amp_dtype: torch.dtype, amp: bool) -> int:
+    """Bytes of the distinct storages autograd saves for backward during one forward."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp):
+            fwd(x, temperature=5.0)
+    return sum(storages.values())
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -120,7 +138,7 @@ def run(args: argparse.Namespace) -> dict:
         sync()
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
-    med = statistics.median(times)
+    med = statistics.median(times) if times else float("nan")  # --steps 0: only --saved-activations
     result = {
         "device": args.device,
         "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or platform.machine(),
@@ -131,12 +149,14 @@ def run(args: argparse.Namespace) -> dict:
         "compile": args.compile, "amp": args.amp, "channels_last": args.channels_last,
         "alive_per_position": "-".join(map(str, net.num_alive())),
         "steps": args.steps, "warmup": args.warmup,
-        "step_s_median": med, "step_s_min": min(times), "step_s_max": max(times),
+        "step_s_median": med, "step_s_min": min(times, default=med), "step_s_max": max(times, default=med),
         "images_per_s": args.batch_size / med,
         # CPU seconds this process used per step (all threads): stable when other processes share the cores
-        "cpu_s_per_step_median": statistics.median(cpu_times),
+        "cpu_s_per_step_median": statistics.median(cpu_times) if cpu_times else float("nan"),
         "load_average": list(os.getloadavg()),
     }
+    if args.saved_activations:
+        result["saved_activations_gib"] = saved_activation_bytes(fwd, x, dev, amp_dtype, args.amp) / 2**30
     if dev.type == "cuda":
         result["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:
