@@ -4,7 +4,8 @@
 #   bench/lut_experiment.sh              # each step waits until the 1-minute load average is < 0.5
 #   FORCE=1 bench/lut_experiment.sh      # do not wait (figures from a busy machine are wrong)
 #
-# Settings (environment): THREADS (2), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
+# Settings (environment): THREADS (1: on this 2-vCPU VM one thread is as fast as two at batch 1 and far steadier,
+# docs/LATENCY.md), STATISTIC (min: the per-call figure of tables and checks; median on a quiet dedicated machine), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
 # the stored calibration on networks it was not fitted on), MRT (0.3 s of sampling per part/network and round),
 # ROUNDS (3: every part and network timed in 3 round-robin rounds, the median round kept), SIZES,
 # BACKENDS ("eager onnxruntime onnxruntime-alone"; -alone: ops timed without the adapter, for comparison),
@@ -14,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
+STATISTIC=${STATISTIC:-min}
 SAMPLES=${SAMPLES:-24}
 FRESH=${FRESH:-12}
 MRT=${MRT:-0.3}
@@ -63,7 +65,7 @@ for size in $SIZES; do
       quiet
       start=$(date +%s)
       $SQ lut build --space small --size "$h" "$w" --backend "$backend" --threads "$THREADS" --min-run-time "$MRT" \
-        --onnx-exporter "$EXPORTER" --context "$context" --rounds "$ROUNDS" --out "$t.json"
+        --onnx-exporter "$EXPORTER" --context "$context" --rounds "$ROUNDS" --statistic "$STATISTIC" --out "$t.json"
       echo "build small $size $variant: $(( $(date +%s) - start )) s wall" | tee -a "$log"
     fi
     if [[ ! -f "${t}_check.json" ]]; then

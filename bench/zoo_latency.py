@@ -56,7 +56,7 @@ def markdown(results: list[dict]) -> str:
     backends = sorted({r["backend"] for r in results}, key=["eager", "onnxruntime", "cuda_graph"].index)
     by = {(r["name"], tuple(r["input_size"]), r["backend"]): r for r in results}
     keys = sorted({(r["name"], tuple(r["input_size"])) for r in results}, key=lambda k: (k[1], k[0]))
-    head = ["network", "input", "GMACs", *[f"{b} ms (IQR)" for b in backends], *[f"{b} GMAC/s" for b in backends],
+    head = ["network", "input", "GMACs", *[f"{b} ms: median (IQR), min" for b in backends], *[f"{b} GMAC/s" for b in backends],
             "peak RSS MiB (eager)", "published Xavier ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, size in keys:
@@ -65,7 +65,7 @@ def markdown(results: list[dict]) -> str:
         entry = get_model_entry(name)
         eager = by.get((name, size, "eager"))
         cells = [name, f"{size[0]}×{size[1]}", f"{first['gmacs']:.2f}",
-                 *[f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})" if r else "–" for r in rows],
+                 *[f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f}), {r['min_ms']:.1f}" if r else "–" for r in rows],
                  *[f"{r['gmac_per_s']:.1f}" if r else "–" for r in rows],
                  f"{eager['peak_memory_delta_mb']:.0f}" if eager and eager.get("peak_memory_delta_mb") is not None else "–",
                  f"{entry.published_latency_ms}" if entry.published_latency_ms and size == (1024, 2048) else "–"]

@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from squeezenas.cost.timing import BACKENDS, DTYPES, TimingConfig
+from squeezenas.cost.timing import BACKENDS, DTYPES, STATISTICS, TimingConfig
 from squeezenas.export import EXPORTERS
 
 
@@ -63,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--out", required=True, type=Path, help="table JSON")
     i.add_argument("--no-calibrate", action="store_true", help="do not store the calibration fitted on the networks")
     i.add_argument("--json", action="store_true", help="print the check report of the bundle's networks as JSON")
+    _statistic_arg(i)
     i.set_defaults(_lut=_import)
 
 
@@ -98,12 +99,20 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of sampling per part at least")
     p.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo", help="exporter of the onnxruntime backend")
+    _statistic_arg(p)
+
+
+def _statistic_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--statistic", choices=STATISTICS, default="median",
+                   help="per-call figure kept (and compared by `lut check`): median (default), or min/p10 on a machine "
+                        "whose speed wanders, e.g. a VM on a shared host (docs/LATENCY.md)")
 
 
 def timing_config(args: argparse.Namespace) -> TimingConfig:
     return TimingConfig(backend=args.backend, device=args.device, dtype=args.dtype, channels_last=args.channels_last,
                         threads=args.threads, batch=args.batch, min_run_time=args.min_run_time,
-                        max_run_time=max(10.0, args.min_run_time), onnx_exporter=args.onnx_exporter)
+                        max_run_time=max(10.0, args.min_run_time), onnx_exporter=args.onnx_exporter,
+                        statistic=getattr(args, "statistic", "median"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,7 +219,7 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from squeezenas.cost.bundle import import_results
 
-    table, report = import_results(args.results, args.out, calibrate=not args.no_calibrate)
+    table, report = import_results(args.results, args.out, calibrate=not args.no_calibrate, statistic=args.statistic)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0

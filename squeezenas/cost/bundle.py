@@ -20,7 +20,7 @@ import torch
 
 from squeezenas.cost.lut import LutError, assemble_table, evaluate_predictions, plan_lut, spanning_genotypes
 from squeezenas.cost.tables import CostTable, mac_table
-from squeezenas.cost.timing import TimingConfig
+from squeezenas.cost.timing import TimingConfig, stat_key
 from squeezenas.export import FlatOutputs, export_module
 from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
@@ -108,8 +108,10 @@ def _export(module: torch.nn.Module, path: Path, example: torch.Tensor, exporter
     export_module(FlatOutputs(module), path, example, output_names=[f"output{i}" for i in range(n)], exporter=exporter)
 
 
-def import_results(results: str | Path, out: str | Path | None = None, *, calibrate: bool = True) -> tuple[CostTable, dict | None]:
-    """Turn a bundle's results JSON into a latency table (saved to ``out`` when given).
+def import_results(results: str | Path, out: str | Path | None = None, *, calibrate: bool = True,
+                   statistic: str = "median") -> tuple[CostTable, dict | None]:
+    """Turn a bundle's results JSON into a latency table (saved to ``out`` when given), keeping each part's
+    and network's ``statistic`` (median, min or p10 of the per-call times the runner recorded).
 
     Returns the table and, when the results hold check networks, their error report (raw and leave-one-out
     calibrated); with ``calibrate`` the fit on all of them is stored in the table.
@@ -125,7 +127,8 @@ def import_results(results: str | Path, out: str | Path | None = None, *, calibr
     config = TimingConfig(backend="onnxruntime", device=fp.get("device", "cpu"), threads=int(settings["threads"]),
                           warmup=settings["warmup"], min_run_time=settings["min_run_time"],
                           max_run_time=settings["max_run_time"], min_repeats=settings["min_repeats"],
-                          max_repeats=settings["max_repeats"], onnx_exporter=manifest["exporter"])
+                          max_repeats=settings["max_repeats"], onnx_exporter=manifest["exporter"],
+                          statistic=statistic)
     plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]),
                     manifest.get("context", "alone"))
     if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"]:
@@ -141,7 +144,8 @@ def import_results(results: str | Path, out: str | Path | None = None, *, calibr
     report = None
     rows = [{"index": k, "name": n["name"], "mix_ratio": n["mix_ratio"], "genotype": n["genotype"],
              "predicted_ms": table.predict(Genotype(macro, tuple(n["genotype"]))),
-             "measured_ms": d["networks"][n["name"]]["median_ms"], "iqr_ms": d["networks"][n["name"]]["iqr_ms"]}
+             "measured_ms": d["networks"][n["name"]][stat_key(config.statistic)],
+             "iqr_ms": d["networks"][n["name"]]["iqr_ms"]}
             for k, n in enumerate(manifest.get("networks", [])) if n["name"] in d.get("networks", {})]
     if len(rows) >= 3:
         report = {"space": macro.name, "input_size": manifest["input_size"], "backend": "onnxruntime",

@@ -41,7 +41,7 @@ from torch import nn
 
 from squeezenas.cost.device import device_fingerprint, fingerprint_matches
 from squeezenas.cost.tables import CostTable, CostTableError, mac_table
-from squeezenas.cost.timing import Timing, TimingConfig, measure
+from squeezenas.cost.timing import Timing, TimingConfig, measure, stat_key
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import Stem, build_model, init_weights
 from squeezenas.models.heads import build_decoder, conv_bn_relu
@@ -442,7 +442,7 @@ def build_lut(
         checkpoint()
     finally:
         bar.close()
-    entries = {k: combine_rounds(v[:rounds]) for k, v in measured.items()}
+    entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
     table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
     table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
     table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
@@ -453,15 +453,16 @@ def build_lut(
     return table
 
 
-def combine_rounds(rounds: list[dict]) -> dict:
-    """One entry from the statistics of several rounds: the round with the median median (the lower one of
-    the middle two for an even count), with every round's median, the worst other-process share and the
-    attempts of all rounds."""
+def combine_rounds(rounds: list[dict], key: str = "median_ms") -> dict:
+    """One entry from the statistics of several rounds: the round whose ``key`` statistic is the median of
+    the rounds' (the lower one of the middle two for an even count), with every round's median (and ``key``
+    value), the worst other-process share and the attempts of all rounds."""
     if len(rounds) == 1:
         return dict(rounds[0])
-    middle = sorted(rounds, key=lambda d: d["median_ms"])[(len(rounds) - 1) // 2]
+    middle = sorted(rounds, key=lambda d: d[key])[(len(rounds) - 1) // 2]
     shares = [d["other_cpu"] for d in rounds if d.get("other_cpu") is not None]
-    return {**middle, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds],
+    extra = {} if key == "median_ms" else {"round_values": [d[key] for d in rounds]}
+    return {**middle, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds], **extra,
             "other_cpu": max(shares) if shares else None, "attempts": sum(d.get("attempts", 1) for d in rounds)}
 
 
@@ -509,10 +510,11 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
     """The latency table of a plan from the statistics of every timed module (measured here, or imported from
     a bundle). An op timed after an adapter costs the difference of the two medians (at least 1 µs); its entry
     keeps the measurement with the adapter under ``with_adapter``."""
-    entries = {k: _in_context(plan.parts[k], entries) for k in plan.parts}
+    stat = stat_key(plan.config.statistic)
+    entries = {k: _in_context(plan.parts[k], entries, stat) for k in plan.parts}
 
     def value(key: str) -> float:
-        return 0.0 if key == IDENTITY_KEY else float(entries[key]["median_ms"])
+        return 0.0 if key == IDENTITY_KEY else float(entries[key][stat])
 
     from squeezenas import __version__
 
@@ -530,13 +532,13 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
                      fixed={name: value(key) for name, key in plan.fixed.items()}, meta=meta)
 
 
-def _in_context(part: Part, measured: dict[str, dict]) -> dict:
+def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:
     if not part.adapter:
         return measured[part.key]
     with_adapter, adapter = measured[part.key], measured[part.adapter]
-    diff = with_adapter["median_ms"] - adapter["median_ms"]
+    diff = with_adapter[stat] - adapter[stat]
     # 0 ms means "identity skip"; a difference within the noise floor becomes 1 µs and is flagged
-    return {"median_ms": max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
+    return {stat: max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
             "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
             "adapter": part.adapter, "with_adapter": with_adapter,
             **{k: with_adapter[k] for k in ("other_cpu", "attempts") if k in with_adapter}}
@@ -735,10 +737,11 @@ def check_lut(
             per_net[k].append({**_stats(t), "other_cpu": share, "attempts": attempts})
             bar.update(1)
     bar.close()
+    stat = stat_key(config.statistic)
     for k, ((r, geno), measured) in enumerate(zip(nets, per_net)):
-        m = combine_rounds(measured)
+        m = combine_rounds(measured, stat)
         rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
-                     "predicted_ms": table.predict(geno), "measured_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
+                     "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
                      "repeats": m["repeats"], "other_cpu": m["other_cpu"], "attempts": m["attempts"],
                      **({"round_medians": m["round_medians"]} if rounds > 1 else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
@@ -746,6 +749,7 @@ def check_lut(
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
     report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
               "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
+              "statistic": config.statistic,
               "rounds": rounds, "min_run_time": config.min_run_time,
               "fingerprint_differences": fingerprint_diff,
               "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},

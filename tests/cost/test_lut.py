@@ -418,3 +418,47 @@ def test_check_rounds():
     report = check_lut(table, samples=4, rounds=3, progress=False, measure_fn=network_timer)
     assert len(calls) == 12 and report["rounds"] == 3
     assert all(len(r["round_medians"]) == 3 for r in report["networks"])
+
+
+def test_statistic_min_used_by_table_adapter_and_check():
+    """With statistic="min" the table holds each part's min (ops after an adapter: min minus min), and the check
+    compares the networks' min with it; median tables are unchanged."""
+    import dataclasses
+
+    cfg = dataclasses.replace(QUICK, statistic="min")
+    median = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    table = build_lut(tiny_macro(), (32, 64), cfg, progress=False, measure_fn=FakeTimer())
+    assert table.meta["timing"]["statistic"] == "min"
+    for name, v in median.fixed.items():  # fake_timing: min = 0.9 × median
+        assert table.fixed[name] == pytest.approx(0.9 * v)
+    for row_m, row in zip(median.table, table.table):
+        for v_m, v in zip(row_m, row):
+            assert v == pytest.approx(0.9 * v_m)
+    # after an adapter: the difference of the mins
+    ort_cfg = dataclasses.replace(cfg, backend="onnxruntime")
+    plan = plan_lut(tiny_macro(), (32, 64), ort_cfg, context="adapter")
+    part = next(p for p in plan.parts.values() if p.adapter)
+    from squeezenas.cost.lut import assemble_table
+    entries = {k: {"median_ms": 9.0, "min_ms": 5.0, "iqr_ms": 0.1, "repeats": 3} for k in plan.parts}
+    entries[part.adapter] = {"median_ms": 4.0, "min_ms": 1.0, "iqr_ms": 0.1, "repeats": 3}
+    t = assemble_table(plan, entries, {}, 0.0)
+    assert t.meta["entries"][part.key]["min_ms"] == pytest.approx(4.0)
+
+    def network_timer(model, shape, config):
+        assert config.statistic == "min"  # networks are timed with the table's settings
+        return fake_timing(table.predict(model.genotype) / 0.9 * 1.2, shape, config)  # its min = 1.2 × predicted
+
+    report = check_lut(table, samples=4, progress=False, measure_fn=network_timer)
+    assert report["statistic"] == "min"
+    for r in report["networks"]:
+        assert r["measured_ms"] == pytest.approx(1.2 * r["predicted_ms"])
+
+
+def test_statistic_rounds_and_bad_name():
+    rounds = [{"median_ms": m, "min_ms": n, "other_cpu": 0.0} for m, n in ((3.0, 1.0), (1.0, 3.0), (2.0, 2.0))]
+    from squeezenas.cost.lut import combine_rounds
+    assert combine_rounds(rounds, "min_ms")["min_ms"] == 2.0
+    assert combine_rounds(rounds, "min_ms")["round_values"] == [1.0, 3.0, 2.0]
+    assert combine_rounds(rounds)["median_ms"] == 2.0 and "round_values" not in combine_rounds(rounds)
+    with pytest.raises(ValueError, match="statistic"):
+        TimingConfig(statistic="mode")
