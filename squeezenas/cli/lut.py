@@ -75,8 +75,8 @@ def _space_args(p: argparse.ArgumentParser) -> None:
 
 def _rounds_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--rounds", type=int, default=1,
-                   help=f"time every {what} this many times, round-robin, and keep the median round (a machine whose "
-                        "speed wanders then spoils one round, not the figure)")
+                   help=f"time every {what} this many times, round-robin, and keep the median round (the fastest with "
+                        "--statistic min): a machine whose speed wanders then spoils one round, not the figure")
 
 
 def _contention_args(p: argparse.ArgumentParser) -> None:

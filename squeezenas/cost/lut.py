@@ -401,9 +401,9 @@ def build_lut(
     ``context`` is ``plan_lut``'s (default: "adapter" for onnxruntime, "alone" otherwise).
 
     With ``rounds`` > 1 every part is timed that many times, round-robin over all parts (so a part's rounds lie
-    minutes apart), and its entry is the round with the median median (``round_medians`` lists them all): a
-    machine whose speed wanders for seconds at a time (a busy host, frequency changes) then spoils one round,
-    not the entry. A resumed build with more rounds adds rounds to what it has.
+    minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
+    min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
+    for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build with more rounds adds rounds to what it has.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -454,16 +454,20 @@ def build_lut(
 
 
 def combine_rounds(rounds: list[dict], key: str = "median_ms") -> dict:
-    """One entry from the statistics of several rounds: the round whose ``key`` statistic is the median of
-    the rounds' (the lower one of the middle two for an even count), with every round's median (and ``key``
-    value), the worst other-process share and the attempts of all rounds."""
+    """One entry from the statistics of several rounds, with every round's median and ``key`` value, the worst
+    other-process share and the attempts of all rounds.
+
+    For the min (``key`` "min_ms") it is the round with the fastest call: the min over all of them. Otherwise
+    it is the round whose ``key`` value is the median of the rounds' (the lower one of the middle two for an
+    even count), so one round spoilt by a slow spell of the machine does not move the entry."""
     if len(rounds) == 1:
         return dict(rounds[0])
-    middle = sorted(rounds, key=lambda d: d[key])[(len(rounds) - 1) // 2]
+    ordered = sorted(rounds, key=lambda d: d[key])
+    kept = ordered[0] if key == "min_ms" else ordered[(len(rounds) - 1) // 2]
     shares = [d["other_cpu"] for d in rounds if d.get("other_cpu") is not None]
-    extra = {} if key == "median_ms" else {"round_values": [d[key] for d in rounds]}
-    return {**middle, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds], **extra,
-            "other_cpu": max(shares) if shares else None, "attempts": sum(d.get("attempts", 1) for d in rounds)}
+    return {**kept, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds],
+            "round_values": [d[key] for d in rounds], "other_cpu": max(shares) if shares else None,
+            "attempts": sum(d.get("attempts", 1) for d in rounds)}
 
 
 def contention_summary(items: list[tuple[str, dict]], max_other_cpu: float | None) -> dict[str, Any]:
@@ -743,7 +747,7 @@ def check_lut(
         rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
                      "repeats": m["repeats"], "other_cpu": m["other_cpu"], "attempts": m["attempts"],
-                     **({"round_medians": m["round_medians"]} if rounds > 1 else {})})
+                     **({"round_medians": m["round_medians"], "round_values": m["round_values"]} if rounds > 1 else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))

@@ -457,8 +457,9 @@ def test_statistic_min_used_by_table_adapter_and_check():
 def test_statistic_rounds_and_bad_name():
     rounds = [{"median_ms": m, "min_ms": n, "other_cpu": 0.0} for m, n in ((3.0, 1.0), (1.0, 3.0), (2.0, 2.0))]
     from squeezenas.cost.lut import combine_rounds
-    assert combine_rounds(rounds, "min_ms")["min_ms"] == 2.0
+    assert combine_rounds(rounds, "min_ms")["min_ms"] == 1.0  # min: the fastest call of all rounds
     assert combine_rounds(rounds, "min_ms")["round_values"] == [1.0, 3.0, 2.0]
-    assert combine_rounds(rounds)["median_ms"] == 2.0 and "round_values" not in combine_rounds(rounds)
+    assert combine_rounds(rounds, "median_ms")["median_ms"] == 2.0  # median round
+    assert combine_rounds(rounds)["round_values"] == [3.0, 1.0, 2.0]
     with pytest.raises(ValueError, match="statistic"):
         TimingConfig(statistic="mode")
