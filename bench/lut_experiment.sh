@@ -7,7 +7,7 @@
 # Settings (environment): THREADS (1: on this 2-vCPU VM one thread is as fast as two at batch 1 and far steadier,
 # docs/LATENCY.md), STATISTIC (min: the per-call figure of tables and checks; median on a quiet dedicated machine), SAMPLES (24 check networks), FRESH (12 networks of another seed, to test
 # the stored calibration on networks it was not fitted on), MRT (0.3 s of sampling per part/network and round),
-# ROUNDS (3: every part and network timed in 3 round-robin rounds, the median round kept), SIZES,
+# ROUNDS (5: every part and network timed in 5 round-robin rounds; the median round kept, the fastest with STATISTIC=min), SIZES,
 # BACKENDS ("eager onnxruntime onnxruntime-alone"; -alone: ops timed without the adapter, for comparison),
 # EXPORTER (dynamo; torchscript exports ~10x faster), OUT (bench/results/lut), ZOO_SIZES, ZOO_MRT (2 s),
 # PLOTS (docs/img). Every step is skipped when its output exists (and a table build resumes from its partial
@@ -20,7 +20,7 @@ STATISTIC=${STATISTIC:-min}
 SAMPLES=${SAMPLES:-24}
 FRESH=${FRESH:-12}
 MRT=${MRT:-0.3}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SIZES=${SIZES:-"128x256 360x480"}
 BACKENDS=${BACKENDS:-"eager onnxruntime onnxruntime-alone"}
 OUT=${OUT:-bench/results/lut}

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from squeezenas.space import get_macro  # noqa: E402
 from squeezenas.supernet import SuperNet  # noqa: E402
 from squeezenas.supernet.fused import OPTIONS as fused_options  # noqa: E402
-from squeezenas.supernet.runtime import tune_cpu_allocator  # noqa: E402
+from squeezenas.utils.runtime import tune_cpu_allocator  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--layout", default="auto", choices=["auto", "wide", "chain"], help="fused layout")
     ap.add_argument("--no-fold", action="store_true", help="fused: keep the expansion BN as a separate op")
     ap.add_argument("--no-tune-malloc", action="store_true",
-                    help="CPU: leave glibc returning large blocks to the kernel (see supernet/runtime.py)")
+                    help="CPU: leave glibc returning large blocks to the kernel (see utils/runtime.py)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the supernet forward")
     ap.add_argument("--amp", action="store_true", help="autocast: float16 on CUDA, bfloat16 on CPU")
     ap.add_argument("--channels-last", action="store_true")

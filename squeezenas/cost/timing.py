@@ -18,6 +18,7 @@ from torch import nn
 from squeezenas.export import EXPORTERS, FlatOutputs, export_module
 from squeezenas.utils.config import ConfigError, from_dict, to_dict
 from squeezenas.utils.registry import Registry, unknown_name_message
+from squeezenas.utils.runtime import tune_cpu_allocator
 
 # The lookup-table builder and the end-to-end benchmark both call ``measure``, so a predicted latency (sum of
 # timed blocks) and a measured one (the whole network) come from the same procedure by construction.
@@ -142,6 +143,12 @@ def measure(
     """
     config = config or TimingConfig()
     _check_available(config)
+    if config.device == "cpu":
+        # glibc returns freed blocks above its mmap/trim thresholds to the kernel, so a network's activations
+        # are page-faulted and zeroed again on every call, more so in a whole network than in one part timed
+        # alone: 15-20 ms instead of 11.5-13 for one Small network at 128×256 (docs/LATENCY.md). Deployed
+        # runtimes keep their memory (ORT's arena, jemalloc/tcmalloc); so does every timing here.
+        tune_cpu_allocator()
     example = _make_input(inputs, config)
     threads = config.threads or torch.get_num_threads()
     with _torch_threads(threads):

@@ -257,6 +257,10 @@ def train(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) -> dict[s
         raise ConfigError("where to write the run? pass --out DIR")
     owns_group = env_dist_info().distributed and not torch.distributed.is_initialized()
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        from squeezenas.utils.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # keep large activations in the heap between steps (docs/SUPERNET.md)
     dist = init_distributed(device)
     try:
         return _train(cfg, device, dist, on_epoch_end)

@@ -596,6 +596,10 @@ def search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset | Non
     if TABLE_KINDS[cfg.cost] != cost_table.kind:
         raise ValueError(f"the config says cost {cfg.cost!r} but the cost table is a {cost_table.kind!r} table")
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        from squeezenas.utils.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # keep large activations in the heap between steps (docs/SUPERNET.md)
     data = _build_data(cfg, train_set, num_classes)
     total_steps = cfg.epochs * data.steps_per_epoch
     total_theta_steps = (cfg.epochs - cfg.warmup_epochs) * data.steps_per_epoch

@@ -1,4 +1,4 @@
-"""Process settings that make supernet training steps fast on CPU (measured in docs/SUPERNET.md)."""
+"""Process settings that make CPU work fast and steady: supernet steps (docs/SUPERNET.md) and every timing (docs/LATENCY.md)."""
 
 from __future__ import annotations
 
