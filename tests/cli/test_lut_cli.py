@@ -42,6 +42,24 @@ def test_build_then_check_json_and_calibrate(tmp_path, space_file, capsys):
     assert "Kendall tau" in text and "LOO" in text and "stored calibration" in text
 
 
+def test_build_and_check_with_the_min_statistic(tmp_path, space_file, capsys):
+    out = tmp_path / "lut.json"
+    assert main(["lut", "build", "--space", space_file, "--size", "32", "64", *QUICK, "--statistic", "min",
+                 "--rounds", "2", "--out", str(out), "--quiet"]) == 0
+    table = load_lut(out, TINY, (32, 64))
+    assert table.meta["timing"]["statistic"] == "min"
+    stem = table.meta["entries"][table.meta["fixed_keys"]["stem"]]
+    assert table.fixed["stem"] == stem["min_ms"] == min(stem["round_values"]) and len(stem["round_values"]) == 2
+    capsys.readouterr()
+    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--json", "--max-other-cpu", "-1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["statistic"] == "min"
+    with pytest.raises(SystemExit):
+        main(["lut", "build", "--space", space_file, "--size", "32", "64", "--statistic", "mode",
+              "--out", str(tmp_path / "x.json")])
+    assert "invalid choice: 'mode'" in capsys.readouterr().err
+
+
 def test_build_errors(tmp_path, capsys):
     assert main(["lut", "build", "--space", "smal", "--size", "32", "64", "--out", str(tmp_path / "x.json")]) == 2
     assert "small" in capsys.readouterr().err
