@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune-every", type=int, help="check every N steps (default 0: after every epoch)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, help="fused supernet mixture (default on)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="NHWC supernet and batches (default on; CPU depthwise convs run 5-10x faster)")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--log-every", type=int, help="TensorBoard scalars every N steps (default 10)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm progress bars (default on)")

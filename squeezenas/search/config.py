@@ -58,6 +58,7 @@ class SearchConfig:
     # hardware and run management
     device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
     fused: bool = True  # the supernet's fused mixture (same result as candidate by candidate, faster)
+    channels_last: bool = True  # NHWC supernet and batches: CPU depthwise convs run 5-10x faster (docs/SUPERNET.md)
     seed: int = 0
     log_every: int = 10  # TensorBoard scalars every N steps
     progress: bool = True  # tqdm progress bars

@@ -31,7 +31,7 @@ VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 TABLE_KINDS = {"mac": "macs", "latency": "latency"}  # config ``cost`` → CostTable.kind
 # config fields that may change between a run and its resumption without changing its results
-RESUME_FREE = ("out", "progress", "tensorboard", "log_every", "device", "workers")
+RESUME_FREE = ("out", "progress", "tensorboard", "log_every", "device", "workers", "channels_last")
 
 
 # --- schedules ------------------------------------------------------------------------------------------------
@@ -359,7 +359,11 @@ def load_search(folder: str | Path, device: torch.device | str = "cpu") -> tuple
     macro = MacroArch.from_dict(ckpt["macro"], where=f"{folder / CHECKPOINT}: macro")
     net = SuperNet(macro, int(ckpt["num_classes"]), fused=cfg.fused)
     net.load_state_dict(ckpt["supernet"])
-    return net.to(device), cfg, ckpt
+    return net.to(device, memory_format=_memory_format(cfg)), cfg, ckpt
+
+
+def _memory_format(cfg: SearchConfig) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
 # --- the search ---------------------------------------------------------------------------------------------------
@@ -380,6 +384,7 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (log.csv)
     theta_history: list[dict[str, Any]] = field(default_factory=list)  # the distribution after every epoch
     pruned: list[tuple[int, int, str]] = field(default_factory=list)  # (epoch, position, code)
+    memory_format: torch.memory_format = torch.contiguous_format  # of the batches (the net's, set by the config)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {
@@ -483,7 +488,8 @@ def _alternate_step(st: _State, cost: CostModel, batch: tuple[torch.Tensor, torc
     st.opt_w.step()
     cost_term = torch.zeros((), device=device)
     if not warm:
-        image, mask = (t.to(device, non_blocking=True) for t in next(held_out))
+        image, mask = next(held_out)
+        image, mask = image.to(device, non_blocking=True, memory_format=st.memory_format), mask.to(device)
         weights = st.net.weight_parameters()
         for p in weights:  # no weight gradients: cheaper, and the weights must not move
             p.requires_grad_(False)
@@ -521,7 +527,8 @@ def _run_epoch(st: _State, cfg: SearchConfig, data: _Data, cost: CostModel, tabl
                                                                   cfg.temperature_start, cfg.temperature_end)
         for g in st.opt_w.param_groups:
             g["lr"] = lr_at(st.step, total_steps, cfg.base_lr)
-        batch = (image.to(device, non_blocking=True), mask.to(device, non_blocking=True))
+        batch = (image.to(device, non_blocking=True, memory_format=st.memory_format),
+                 mask.to(device, non_blocking=True))
         if held_out is None:
             loss, ce, cost_term = _joint_step(st, cost, batch, temp, warm)
         else:
@@ -605,10 +612,11 @@ def search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset | Non
     total_theta_steps = (cfg.epochs - cfg.warmup_epochs) * data.steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    net = SuperNet(macro, data.num_classes, fused=cfg.fused).to(device)
+    net = SuperNet(macro, data.num_classes, fused=cfg.fused).to(device, memory_format=_memory_format(cfg))
     cost = CostModel.from_table(cost_table, device)
     st = _State(net, _sgd(net, cfg), torch.optim.Adam(net.arch_parameters(), lr=cfg.theta_lr, weight_decay=0.0),
-                cfg.loss_alpha(cost.e_ref), _make_projector(cfg, cost, net, size, total_theta_steps))
+                cfg.loss_alpha(cost.e_ref), _make_projector(cfg, cost, net, size, total_theta_steps),
+                memory_format=_memory_format(cfg))
     if resume and ckpt_path.exists():
         ckpt = load_search_checkpoint(ckpt_path)
         check_resume_config(ckpt["config"], cfg, str(ckpt_path))
