@@ -28,11 +28,13 @@ class DemoConfig:
     size: tuple[int, int] = (128, 256)  # deployment resolution: the latency table and the final benchmark
     crop: tuple[int, int] = (64, 128)  # training crop for the search and the retraining
     batch_size: int = 8
-    threads: int | None = None  # CPU threads for measuring latency (None: all of torch's)
+    threads: int | None = 1  # CPU threads for measuring latency: one gives the steadiest figures on a shared or
+    #                          virtual machine (docs/LATENCY.md); None: all of torch's
     lut_min_run_time: float = 0.05  # seconds of timing per lookup-table entry
     lut_retries: int = 1  # re-measure a part once if other processes took > 25% of the CPUs meanwhile
+    lut_rounds: int = 3  # every part and check network timed in 3 round-robin rounds (the fastest kept, for min)
     lut_statistic: str = "min"  # per-call figure of the table and the check: min is the steadiest on a busy laptop
-    check_samples: int = 8  # networks measured end to end to check (and calibrate) the table
+    check_samples: int = 12  # networks measured end to end to check (and calibrate) the table
     target_fraction: float = 0.5  # latency target: this far from the cheapest network (0) to the mean one (1)
     search_epochs: int = 6
     search_steps: int = 20  # steps per search epoch
@@ -91,9 +93,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         _log(f"1/6 latency table: space {cfg.space} at {cfg.size[0]}×{cfg.size[1]} on {cfg.device}")
         # bounded re-measurement: a busy laptop slows the demo a little instead of stalling it
         guard = {"max_other_cpu": 0.25, "retries": cfg.lut_retries}
-        table = build_lut(cfg.space, cfg.size, timing, out=lut_path, progress=cfg.progress, **guard)
-        check = check_lut(table, samples=cfg.check_samples, seed=cfg.seed, calibrate=True, progress=cfg.progress,
+        table = build_lut(cfg.space, cfg.size, timing, out=lut_path, progress=cfg.progress, rounds=cfg.lut_rounds,
                           **guard)
+        check = check_lut(table, samples=cfg.check_samples, seed=cfg.seed, calibrate=True, progress=cfg.progress,
+                          rounds=cfg.lut_rounds, **guard)
         atomic_write_json(out / "lut_check.json", check)
         table.save(lut_path)  # with the calibration
     stages["lut_s"] = time.perf_counter() - t
