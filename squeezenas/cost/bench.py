@@ -20,7 +20,7 @@ from torch import nn
 
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.device import device_fingerprint
-from squeezenas.cost.lut import cpu_load, measure_guarded, warn_if_busy
+from squeezenas.cost.lut import TimingTargets, cpu_load, measure_guarded, warn_if_busy
 from squeezenas.cost.timing import TimingConfig, measure
 from squeezenas.models.resolve import resolve_model
 
@@ -54,7 +54,9 @@ def benchmark(
     h, w = (int(v) for v in size)
     gmacs = count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
-    t, share, attempts = measure_guarded(measure, lambda: net, (3, h, w), config, max_other_cpu, retries)
+    with TimingTargets(config, export=config.backend == "onnxruntime") as targets:  # retries reuse one export
+        t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)), (3, h, w),
+                                             config, max_other_cpu, retries)
     result: dict[str, Any] = {
         "name": label, "genotype": genotype.to_dict() if genotype is not None else None,
         "input_size": [h, w], "batch": config.batch,

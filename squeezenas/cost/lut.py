@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from torch import nn
 
 from squeezenas.cost.device import device_fingerprint, fingerprint_matches
 from squeezenas.cost.tables import CostTable, CostTableError, mac_table
-from squeezenas.cost.timing import Timing, TimingConfig, measure, stat_key
+from squeezenas.cost.timing import OnnxModel, Timing, TimingConfig, export_for_timing, measure, stat_key
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import Stem, build_model, init_weights
 from squeezenas.models.heads import build_decoder, conv_bn_relu
@@ -309,6 +310,38 @@ def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape
         _wait_for_quiet(max_other_cpu, wait_s)
 
 
+class TimingTargets:
+    """What a table or a check hands to ``measure`` for each part or network.
+
+    A fresh module from ``build``, except with ``export`` (the onnxruntime backend): then each key's module is
+    exported to ONNX once, into a temp dir that lives as long as this object, and every round and retry times
+    that file: a dynamo export takes seconds, longer than the timing itself.
+    """
+
+    def __init__(self, config: TimingConfig, export: bool):
+        self.config = config
+        self._dir = tempfile.TemporaryDirectory(prefix="squeezenas-timing-") if export else None
+        self._exported: dict[str, OnnxModel] = {}
+
+    def get(self, key: str, build: Callable[[], nn.Module], shape: Sequence[int]) -> nn.Module | OnnxModel:
+        if self._dir is None:
+            return build()
+        if key not in self._exported:
+            self._exported[key] = export_for_timing(build(), shape, self.config, self._dir.name,
+                                                    name=f"part{len(self._exported)}")
+        return self._exported[key]
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def __enter__(self) -> TimingTargets:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def _wait_for_quiet(max_other_cpu: float, timeout_s: float) -> None:
     """Sleep in 1-s windows until one has other processes below ``max_other_cpu``, or ``timeout_s`` passed."""
     deadline = time.monotonic() + timeout_s
@@ -382,7 +415,7 @@ def build_lut(
     num_classes: int = 19,
     out: str | Path | None = None,
     progress: bool = True,
-    measure_fn: MeasureFn = measure,
+    measure_fn: MeasureFn | None = None,
     checkpoint_every: int = 1,
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
@@ -393,7 +426,9 @@ def build_lut(
 
     With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
     a build with the same settings resumes from it (a partial with other settings is an error naming them),
-    and it is removed once ``out`` is written. ``measure_fn`` is ``timing.measure`` (tests pass a counting fake).
+    and it is removed once ``out`` is written. ``measure_fn`` defaults to ``timing.measure``, with each part exported
+    to ONNX once for the onnxruntime backend (``TimingTargets``); a given one (tests pass a counting fake) gets
+    a freshly built module every time.
 
     A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
@@ -426,14 +461,17 @@ def build_lut(
     done = sum(min(len(v), rounds) for v in measured.values())
     bar = _progress(len(plan.parts) * rounds, done, progress,
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
+    targets = TimingTargets(config, export=measure_fn is None and config.backend == "onnxruntime")
+    measure_fn = measure_fn or measure
     try:
         for r in range(rounds):  # round-robin: each part's rounds lie minutes apart
             for part in plan.parts.values():
                 if len(measured.get(part.key, [])) > r:
                     continue
                 bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
-                timing, share, attempts = measure_guarded(measure_fn, lambda: part.build(config.channels_last),
-                                                          part.input_shape, config, max_other_cpu, retries)
+                build = lambda: targets.get(part.key, lambda: part.build(config.channels_last), part.input_shape)
+                timing, share, attempts = measure_guarded(measure_fn, build, part.input_shape, config,
+                                                          max_other_cpu, retries)
                 measured.setdefault(part.key, []).append({**_stats(timing), "other_cpu": share, "attempts": attempts})
                 bar.update(1)
                 done += 1
@@ -442,6 +480,7 @@ def build_lut(
         checkpoint()
     finally:
         bar.close()
+        targets.close()
     entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
     table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
     table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
@@ -704,7 +743,7 @@ def check_lut(
     calibrate: bool = False,
     config: TimingConfig | None = None,
     progress: bool = True,
-    measure_fn: MeasureFn = measure,
+    measure_fn: MeasureFn | None = None,
     warn_device: bool = True,
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
@@ -714,7 +753,8 @@ def check_lut(
     calibration. Networks are timed with the table's own TimingConfig (or ``config``).
 
     The calibrated errors are held-out (leave-one-out). With ``calibrate``, the fit on all networks is stored
-    in ``table.meta["calibration"]`` (the caller saves the table). ``rounds``: as in ``build_lut``.
+    in ``table.meta["calibration"]`` (the caller saves the table). ``rounds`` and ``measure_fn``: as in
+    ``build_lut``.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -734,12 +774,15 @@ def check_lut(
     per_net: list[list[dict]] = [[] for _ in nets]
     bar = tqdm(total=len(nets) * rounds, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
                disable=not progress, dynamic_ncols=True)
-    for _ in range(rounds):  # round-robin, as build_lut
-        for k, (r, geno) in enumerate(nets):
-            t, share, attempts = measure_guarded(measure_fn, lambda: build_model(geno, num_classes=num_classes),
-                                                 (3, h, w), config, max_other_cpu, retries)
-            per_net[k].append({**_stats(t), "other_cpu": share, "attempts": attempts})
-            bar.update(1)
+    targets = TimingTargets(config, export=measure_fn is None and config.backend == "onnxruntime")
+    measure_fn = measure_fn or measure
+    with targets:
+        for _ in range(rounds):  # round-robin, as build_lut
+            for k, (r, geno) in enumerate(nets):
+                build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
+                t, share, attempts = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries)
+                per_net[k].append({**_stats(t), "other_cpu": share, "attempts": attempts})
+                bar.update(1)
     bar.close()
     stat = stat_key(config.statistic)
     for k, ((r, geno), measured) in enumerate(zip(nets, per_net)):
@@ -770,8 +813,8 @@ def check_lut(
     return report
 
 
-__all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part", "adapter_conv",
-           "assemble_table", "build_lut", "check_device", "check_lut", "combine_rounds", "contention_summary",
+__all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LutError", "LutPlan", "PackedDecoder", "Part",
+           "TimingTargets", "adapter_conv", "assemble_table", "build_lut", "check_device", "check_lut", "combine_rounds", "contention_summary",
            "cpu_load", "default_context", "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau",
            "leave_one_out", "load_lut", "measure_guarded", "output_sizes", "partial_path", "plan_lut",
            "resolve_config", "spanning_genotypes", "table_config", "warn_if_busy"]

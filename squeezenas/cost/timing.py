@@ -188,28 +188,61 @@ def _cuda_graph(target: Any, x: torch.Tensor, config: TimingConfig, threads: int
 
 @BACKENDS.register("onnxruntime")
 def _onnxruntime(target: Any, x: torch.Tensor, config: TimingConfig, threads: int) -> _Runner:
-    """Export to ONNX (all outputs kept) in a temp dir and run an InferenceSession with bound inputs/outputs.
+    """Export to ONNX (all outputs kept) in a temp dir, unless given an ``OnnxModel``, and run an InferenceSession
+    with bound inputs/outputs.
 
     Sequential execution, ``threads`` intra-op threads and all graph optimisations (BN folding, fusions), as a
     deployment would configure it. onnxruntime synchronises its own CUDA stream, so a host clock is right.
     """
     import onnxruntime as ort
 
-    module = _onnx_ready(target)
     x_cpu = x.detach().float().cpu().contiguous()
+    if isinstance(target, OnnxModel):
+        session = _ort_session(ort, target.path, config, threads)
+    else:
+        with tempfile.TemporaryDirectory(prefix="squeezenas-timing-") as tmp:
+            model = export_for_timing(target, x_cpu, config, tmp)
+            session = _ort_session(ort, model.path, config, threads)
+    expected = session.get_inputs()[0].shape
+    if all(isinstance(d, int) for d in expected) and tuple(expected) != tuple(x_cpu.shape):
+        raise ConfigError(f"measure: the ONNX model takes input {tuple(expected)}, "
+                          f"the timed input is {tuple(x_cpu.shape)}")
+    binding, bound_input = _ort_binding(ort, session, x_cpu.numpy(), config.device)
+    return _Runner(lambda: session.run_with_iobinding(binding), _host_clock, keep=(session, binding, bound_input))
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """An ONNX file that the onnxruntime backend times as it is, without exporting anything.
+
+    ``export_for_timing`` makes one; timing one module several times (a table's rounds and retries, a check's
+    networks) then exports it once: an export with the dynamo exporter takes longer than the timing itself.
+    """
+
+    path: Path
+
+
+def export_for_timing(module_or_fn: nn.Module | Callable[[torch.Tensor], Any], inputs: Sequence[int] | torch.Tensor,
+                      config: TimingConfig, directory: str | Path, name: str = "module") -> OnnxModel:
+    """Export ``module_or_fn`` as the onnxruntime backend times it (float32, every output kept) to
+    ``directory/name.onnx``; ``measure`` with an onnxruntime config then times the returned ``OnnxModel``."""
+    x = _make_input(inputs, TimingConfig.from_dict({**config.to_dict(), "device": "cpu", "dtype": "float32",
+                                                    "channels_last": False}))
+    module = _onnx_ready(module_or_fn)
     with torch.no_grad():
-        n_outputs = len(FlatOutputs(module)(x_cpu))
-    names = [f"output{i}" for i in range(n_outputs)]
-    with tempfile.TemporaryDirectory(prefix="squeezenas-timing-") as tmp:
-        path = export_module(FlatOutputs(module), Path(tmp) / "module.onnx", x_cpu, output_names=names,
-                             exporter=config.onnx_exporter)
-        session = ort.InferenceSession(str(path), sess_options=_ort_options(ort, threads),
-                                       providers=_ort_providers(ort, config.device))
+        n_outputs = len(FlatOutputs(module)(x))
+    path = export_module(FlatOutputs(module), Path(directory) / f"{name}.onnx", x,
+                         output_names=[f"output{i}" for i in range(n_outputs)], exporter=config.onnx_exporter)
+    return OnnxModel(path)
+
+
+def _ort_session(ort: Any, path: str | Path, config: TimingConfig, threads: int) -> Any:
+    session = ort.InferenceSession(str(path), sess_options=_ort_options(ort, threads),
+                                   providers=_ort_providers(ort, config.device))
     if config.device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
         raise ConfigError("TimingConfig.device: onnxruntime could not start CUDAExecutionProvider "
                           f"(session providers: {session.get_providers()})")
-    binding, bound_input = _ort_binding(ort, session, x_cpu.numpy(), config.device)
-    return _Runner(lambda: session.run_with_iobinding(binding), _host_clock, keep=(session, binding, bound_input))
+    return session
 
 
 def _onnx_ready(target: Any) -> nn.Module:
@@ -272,6 +305,9 @@ def _ort_binding(ort: Any, session: Any, x: np.ndarray, device: str) -> tuple[An
 
 def _prepare_module(target: Any, config: TimingConfig) -> Callable[[torch.Tensor], Any]:
     """A copy of the module in eval mode on the configured device/dtype/layout; functions as they are."""
+    if isinstance(target, OnnxModel):
+        raise ConfigError(f"TimingConfig.backend: {target.path} is an ONNX model; only the onnxruntime backend "
+                          f"times one, not {config.backend!r}")
     if not isinstance(target, nn.Module):
         if not callable(target):
             raise TypeError(f"measure: expected an nn.Module or a callable, got {type(target).__name__}")

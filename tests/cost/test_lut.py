@@ -176,6 +176,40 @@ def test_build_onnxruntime_backend(tmp_path):
     assert all(v > 0 for v in table.fixed.values())
 
 
+def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
+    """With the real timer, every round and retry of a part (and of a check's network) times one ONNX export."""
+    import squeezenas.cost.lut as lut
+
+    exports, timed = [], []
+    real_export, real_measure = lut.export_for_timing, lut.measure
+
+    def counting_export(module, shape, config, directory, name="module"):
+        exports.append(name)
+        return real_export(module, shape, config, directory, name)
+
+    def recording_measure(target, shape, config):
+        timed.append(target)
+        return real_measure(target, shape, config)
+
+    monkeypatch.setattr(lut, "export_for_timing", counting_export)
+    monkeypatch.setattr(lut, "measure", recording_measure)
+    macro = tiny_macro(stages=(Stage(8, 1, 2), Stage(16, 1, 2)), low_level_position=0,
+                       candidates=("k3_d1_e1_g2", "skip"))
+    config = TimingConfig(backend="onnxruntime", onnx_exporter="torchscript", threads=1, min_run_time=0.01,
+                          warmup=1, min_repeats=3)
+    table = build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None, rounds=2)
+    n_parts = len(plan_lut(macro, (32, 32), config).parts)
+    assert len(exports) == n_parts and len(timed) == 2 * n_parts
+    assert all(isinstance(t, lut.OnnxModel) for t in timed)
+    assert not timed[0].path.exists()  # the temp dir is gone with the build
+    exports.clear()
+    check_lut(table, samples=3, rounds=2, progress=False, max_other_cpu=None, warn_device=False)
+    assert len(exports) == 3
+    exports.clear()
+    build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None, measure_fn=FakeTimer())
+    assert exports == []  # a given timer gets modules
+
+
 def test_resume_after_kill_and_refuse_other_settings(tmp_path):
     macro, out = tiny_macro(), tmp_path / "t.json"
     n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
