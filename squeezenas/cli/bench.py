@@ -9,25 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenas.cli.lut import _contention_args, contention, timing_config
-from squeezenas.cost.timing import BACKENDS, DTYPES
-from squeezenas.export import EXPORTERS
+from squeezenas.cli.common import contention, contention_args, timing_args, timing_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="NAME|GENOTYPE.json|CKPT", help="zoo name, genotype file or checkpoint")
     p.add_argument("--size", nargs=2, type=int, default=(1024, 2048), metavar=("H", "W"), help="input size")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: the network's own)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--backend", choices=BACKENDS.names(), default="eager")
-    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
-    p.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs (eager, cuda_graph)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current count)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--min-run-time", type=float, default=2.0, help="seconds of sampling at least")
-    p.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo", help="exporter of the onnxruntime backend")
+    timing_args(p, min_run_time=2.0, per="network")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
-    _contention_args(p)
+    contention_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -43,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
                                                    f"(+{r['peak_memory_delta_mb']:.0f} MiB, {r['memory_kind']})")
     print(f"{r['name']} {r['input_size'][0]}x{r['input_size'][1]} batch {r['batch']} ({r['backend']} {r['device']} "
           f"{r['dtype']}, {r['threads']} threads)")
-    print(f"  {r['median_ms']:.3f} ms median (IQR {r['iqr_ms']:.3f}, p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f}; "
+    spread = f"IQR {r['iqr_ms']:.3f}, p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f}"
+    if args.statistic != "median":
+        spread = f"median {r['median_ms']:.3f}, {spread}"
+    print(f"  {r[f'{args.statistic}_ms']:.3f} ms {args.statistic} ({spread}; "
           f"{r['repeats']} samples x {r['calls_per_repeat']})")
     print(f"  {r['gmacs']:.3f} GMACs -> {r['gmac_per_s']:.1f} GMAC/s{mem}")
     if r["other_cpu"] is not None:

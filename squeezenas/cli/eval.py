@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from squeezenas.cli.train import parse_options
+from squeezenas.cli.common import data_args, overrides_from
 from squeezenas.engine.config import EvalConfig, resolve_config
 
 
@@ -18,9 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML/JSON file of EvalConfig fields")
     p.add_argument("--checkpoint", metavar="CKPT", help="trained checkpoint (or weights file with --model)")
     p.add_argument("--model", help="zoo name or genotype file, when CKPT does not say which network it holds")
-    p.add_argument("--dataset", help="default: the checkpoint's")
-    p.add_argument("--data-root", help="default: the training run's")
-    p.add_argument("--data-option", action="append", metavar="KEY=VALUE", dest="data_option")
+    data_args(p, "default: the checkpoint's", root_help="default: the training run's")
     p.add_argument("--split", help="val (default) or test")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="run the network at H W (labels are still scored at full resolution)")
@@ -50,10 +48,7 @@ def format_report(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from squeezenas.engine.evaluate import evaluate_checkpoint
 
-    given = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "config")}
-    if "data_option" in given:
-        given["data_options"] = parse_options(given.pop("data_option"))
-    cfg = resolve_config(EvalConfig, given, args.config)
+    cfg = resolve_config(EvalConfig, overrides_from(args), args.config)
     report = evaluate_checkpoint(cfg)
     print(format_report(report))
     if cfg.report:

@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from squeezenas.cost.timing import BACKENDS, DTYPES, STATISTICS, TimingConfig
+from squeezenas.cli.common import contention, contention_args, statistic_arg, timing_args, timing_config
 from squeezenas.export import EXPORTERS
 
 
@@ -24,13 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     b = sub.add_parser("build", help="time every candidate at every position and the fixed parts")
     _space_args(b)
-    _timing_args(b)
+    timing_args(b, min_run_time=0.5, per="part")
     b.add_argument("--context", choices=("auto", "alone", "adapter"), default="auto",
                    help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
                         "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
     _rounds_arg(b, "part")
-    _contention_args(b)
+    contention_args(b)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(_lut=_build)
 
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     _rounds_arg(c, "network")
-    _contention_args(c)
+    contention_args(c)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(_lut=_check)
 
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--out", required=True, type=Path, help="table JSON")
     i.add_argument("--no-calibrate", action="store_true", help="do not store the calibration fitted on the networks")
     i.add_argument("--json", action="store_true", help="print the check report of the bundle's networks as JSON")
-    _statistic_arg(i)
+    statistic_arg(i)
     i.set_defaults(_lut=_import)
 
 
@@ -77,42 +77,6 @@ def _rounds_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--rounds", type=int, default=1,
                    help=f"time every {what} this many times, round-robin, and keep the median round (the fastest with "
                         "--statistic min): a machine whose speed wanders then spoils one round, not the figure")
-
-
-def _contention_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-other-cpu", type=float, default=0.05,
-                   help="measure again when other processes used more than this share of the CPUs (default 0.05; "
-                        "negative: never)")
-    p.add_argument("--retries", type=int, default=3, help="measurements again at most, per part or network")
-
-
-def contention(args: argparse.Namespace) -> dict:
-    return {"max_other_cpu": None if args.max_other_cpu < 0 else args.max_other_cpu, "retries": args.retries}
-
-
-def _timing_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--backend", choices=BACKENDS.names(), default="eager")
-    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
-    p.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs (eager, cuda_graph)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current count)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of sampling per part at least")
-    p.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo", help="exporter of the onnxruntime backend")
-    _statistic_arg(p)
-
-
-def _statistic_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--statistic", choices=STATISTICS, default="median",
-                   help="per-call figure kept (and compared by `lut check`): median (default), or min/p10 on a machine "
-                        "whose speed wanders, e.g. a VM on a shared host (docs/LATENCY.md)")
-
-
-def timing_config(args: argparse.Namespace) -> TimingConfig:
-    return TimingConfig(backend=args.backend, device=args.device, dtype=args.dtype, channels_last=args.channels_last,
-                        threads=args.threads, batch=args.batch, min_run_time=args.min_run_time,
-                        max_run_time=max(10.0, args.min_run_time), onnx_exporter=args.onnx_exporter,
-                        statistic=getattr(args, "statistic", "median"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import yaml
-
+from squeezenas.cli.common import data_args, overrides_from
 from squeezenas.search.config import COSTS, TARGET_MODES, SearchConfig
 from squeezenas.utils.config import ConfigError, check_keys, from_dict, load_mapping
 
@@ -22,10 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.argument_default = argparse.SUPPRESS  # only options actually given override the config file / saved run
     p.add_argument("--config", default=None, help="YAML/JSON file of SearchConfig fields (unknown keys are errors)")
     p.add_argument("--space", help="small, large, xlarge or a macro-architecture YAML/JSON file (default small)")
-    p.add_argument("--dataset", help="camvid, cityscapes, folder or synthetic (default synthetic)")
-    p.add_argument("--data-root", help="the dataset's folder")
-    p.add_argument("--data-option", action="append", metavar="KEY=VALUE", dest="data_option",
-                   help="extra dataset argument, YAML value (e.g. num_samples=64, size=[64,128]); repeatable")
+    data_args(p, "camvid, cityscapes, folder or synthetic (default synthetic)")
     p.add_argument("--limit-train", type=int, help="use only the first N training samples")
     p.add_argument("--out", help="run folder (default runs/search)")
     p.add_argument("--cost", choices=COSTS, help="mac (GMACs, computed) or latency (ms, from --lut); default mac")
@@ -68,23 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after", type=int, metavar="N", help="end after N epochs of this call (resume later)")
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["size=[64,128]", "num_samples=8"]`` → ``{"size": [64, 128], "num_samples": 8}``."""
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--data-option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
 def resolve_search_config(args: argparse.Namespace) -> SearchConfig:
     """Defaults ← --config ← (on --resume) the run's saved config.json ← the options given."""
-    given = {k: v for k, v in vars(args).items()
-             if not k.startswith("_") and k not in ("command", "config", "resume", "stop_after")}
-    if "data_option" in given:
-        given["data_options"] = parse_options(given.pop("data_option"))
+    given = overrides_from(args, skip=("resume", "stop_after"))
     lat, gmacs = given.pop("target_latency", None), given.pop("target_gmacs", None)
     if lat is not None and gmacs is not None:
         raise ConfigError("give either --target-latency or --target-gmacs, not both")

@@ -8,22 +8,15 @@ Multi-GPU: torchrun --nproc_per_node N -m squeezenas.cli.main train ...
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import yaml
-
+from squeezenas.cli.common import data_args, overrides_from
 from squeezenas.engine.config import SCHEDULES, resolve_train_config
-from squeezenas.utils.config import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.argument_default = argparse.SUPPRESS  # only options actually given override the config file / saved run
     p.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig fields (unknown keys are errors)")
     p.add_argument("--model", help="zoo name, genotype .json/.yaml, or a checkpoint of ours to start from")
-    p.add_argument("--dataset", help="camvid, cityscapes, folder or synthetic (default camvid)")
-    p.add_argument("--data-root", help="the dataset's folder")
-    p.add_argument("--data-option", action="append", metavar="KEY=VALUE", dest="data_option",
-                   help="extra dataset argument, YAML value (e.g. num_samples=64, size=[64,128]); repeatable")
+    data_args(p, "camvid, cityscapes, folder or synthetic (default camvid)")
     p.add_argument("--num-classes", type=int, help="must equal the dataset's (default: the dataset's)")
     p.add_argument("--out", help="run folder (config.yaml, last.pt, best.pt, log.csv, train.log, tb/)")
     p.add_argument("--epochs", type=int, help="total epochs (default 100); may be raised on --resume")
@@ -52,25 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, help="TensorBoard loss/lr every N steps (default 10)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm progress bars (default on)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, help="TensorBoard logs in out/tb (default on)")
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["size=[64,128]", "num_samples=8"]`` → ``{"size": [64, 128], "num_samples": 8}``."""
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--data-option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The config fields given on the command line (argparse dests are the field names)."""
-    given = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "config")}
-    if "data_option" in given:
-        given["data_options"] = parse_options(given.pop("data_option"))
-    return given
 
 
 def run(args: argparse.Namespace) -> int:

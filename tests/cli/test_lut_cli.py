@@ -125,4 +125,9 @@ def test_bench_json_fields(tmp_path, capsys):
         assert key in r, key
     assert r["median_ms"] > 0 and r["gmac_per_s"] > 0 and r["peak_memory_mb"] > 0 and r["threads"] == 1
     assert main(["bench", "mobilenetv3_large_lraspp", "--size", "64", "128", *QUICK, "--no-memory"]) == 0
-    assert "GMAC/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "GMAC/s" in out and " ms median (IQR " in out
+    assert main(["bench", str(tmp_path / "g.json"), "--size", "64", "128", *QUICK, "--no-memory",
+                 "--statistic", "min", "--backend", "onnxruntime", "--onnx-exporter", "torchscript"]) == 0
+    out = capsys.readouterr().out
+    assert " ms min (median " in out and "onnxruntime" in out
