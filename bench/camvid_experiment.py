@@ -4,7 +4,8 @@ MobileNetV3 LR-ASPP, each retrained with one recipe.
     python bench/camvid_experiment.py --dir runs/camvid_experiment --lut runs/camvid_experiment/lut_eager.json \
         --plots docs/img
 
-Reads ``DIR/{mac,lat,mnv3}/test.json`` (squeezenas eval), ``DIR/{mac,lat,mnv3}/latency_{eager,onnxruntime}.json``
+Reads ``DIR/{mac,lat,mnv3}/test.json`` (squeezenas eval; with ``DIR/seeds/NAME_sN/test.json`` of
+bench/camvid_seeds.sh, also the mean and spread of test mIoU over the seeds), ``DIR/{mac,lat,mnv3}/latency_{eager,onnxruntime}.json``
 (squeezenas bench --json), the two searches' ``pareto.json`` and chosen genotypes; prints a Markdown table and
 writes the paper's Figure 5 (GMACs vs mIoU), Figure 6 (latency vs mIoU) and Figure 10 (GMAC/s vs latency), plus
 both searches' sampled architectures on one latency axis.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 from squeezenas.cost.counting import count_costs
@@ -47,7 +49,7 @@ def collect(run_dir: Path, lut: CostTable | None) -> list[dict]:
         costs = count_costs(model, size)
         row = {"key": key, "label": label, "miou": test["miou"], "pixel_accuracy": test["pixel_accuracy"],
                "per_class_iou": test["per_class_iou"], "gmacs": costs.gmacs, "params_m": costs.params / 1e6,
-               "size": list(size)}
+               "size": list(size), "seed_mious": seed_mious(run_dir, key, test["miou"])}
         for backend in ("eager", "onnxruntime"):
             lat = _load(d / f"latency_{backend}.json")
             if lat is not None:
@@ -65,6 +67,20 @@ def collect(run_dir: Path, lut: CostTable | None) -> list[dict]:
     return rows
 
 
+def seed_mious(run_dir: Path, key: str, seed0: float) -> dict[str, float]:
+    """Test mIoU per retraining seed: 0 is the experiment's run, others from bench/camvid_seeds.sh."""
+    out = {"0": seed0}
+    for f in sorted((run_dir / "seeds").glob(f"{key}_s*/test.json")):
+        out[f.parent.name.rsplit("_s", 1)[1]] = json.loads(f.read_text())["miou"]
+    return out
+
+
+def miou_over_seeds(r: dict) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one seed) and number of seeds of a row's test mIoU."""
+    v = list(r["seed_mious"].values())
+    return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)
+
+
 def table(rows: list[dict]) -> str:
     out = ["| network | test mIoU | GMACs | params (M) | latency eager: median (IQR), min (ms) | "
            "latency onnxruntime: median (IQR), min (ms) | table's prediction (ms) | GMAC/s (eager, at the min) |",
@@ -77,6 +93,12 @@ def table(rows: list[dict]) -> str:
                  f"{pred:.2f}" if pred is not None else "–",
                  f"{r['gmacs'] / (r['eager_min_ms'] / 1e3):.1f}" if e else "–"]
         out.append("| " + " | ".join(cells) + " |")
+    if any(len(r["seed_mious"]) > 1 for r in rows):
+        out += ["", "| network | test mIoU per retraining seed (%) | mean ± sd (%) |", "|---|---|---|"]
+        for r in rows:
+            mean, sd, n = miou_over_seeds(r)
+            seeds = ", ".join(f"{k}: {100 * v:.1f}" for k, v in r["seed_mious"].items())
+            out.append(f"| {r['label']} | {seeds} | {100 * mean:.1f} ± {100 * sd:.1f} (n={n}) |")
     classes = list(rows[0]["per_class_iou"]) if rows else []
     out += ["", "| network | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for r in rows:
@@ -111,6 +133,10 @@ def plots(rows: list[dict], run_dir: Path, dest: Path) -> list[Path]:
             _, marker, colour = RUNS[r["key"]]
             ax.scatter([r[xkey]], [yfun(r)], s=140 if marker == "*" else 70, marker=marker, c=colour,
                        label=r["label"], zorder=3)
+            mean, sd, n = miou_over_seeds(r)
+            if n > 1 and "miou" in title.lower():  # the seeds' mean ± sd beside the seed-0 point
+                ax.errorbar([r[xkey]], [100 * mean], yerr=[100 * sd], fmt="_", c=colour, capsize=4, alpha=0.7,
+                            zorder=2, label=f"mean ± sd over {n} seeds")
             if xkey == "eager_min_ms" and "onnxruntime_min_ms" in r and "miou" in title.lower():
                 ax.scatter([r["onnxruntime_min_ms"]], [yfun(r)], s=60, marker=marker, facecolors="none",
                            edgecolors=colour, zorder=3)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Retrain the CamVid experiment's networks with more seeds, same recipe (bench/camvid_recipe.sh): how much of a
+# test-mIoU difference between two networks is retraining noise. Seed 0 is the experiment's own run (EXP/NAME).
+#
+#   bash bench/camvid_seeds.sh                                   # mac, lat, mnv3 of runs/camvid_experiment
+#   EXP=runs/camvid_experiment_ort NETS=lat bash bench/camvid_seeds.sh
+#
+# Writes EXP/seeds/NAME_sSEED/ (checkpoints, test.json); `python bench/camvid_experiment.py --dir EXP` then adds
+# the mean and spread over seeds to its table. Resumable like the experiment: run the same command again.
+# Settings (environment): EXP (runs/camvid_experiment), NETS ("mac lat mnv3"), SEEDS ("1 2"), and as in
+# camvid_experiment.sh: DATA, DEVICE, SIZE, CROP, EPOCHS, LANES (2 runs side by side on a CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+SQ="$BIN/squeezenas"
+EXP=${EXP:-runs/camvid_experiment}
+NETS=${NETS:-"mac lat mnv3"}
+SEEDS=${SEEDS:-"1 2"}
+DATA=${DATA:-../shared/data/camvid}
+DEVICE=${DEVICE:-cpu}
+SIZE=${SIZE:-"180 240"}
+CROP=${CROP:-"176 240"}
+EPOCHS=${EPOCHS:-30}
+LANES=${LANES:-2}
+lane_env=(); [[ "$DEVICE" == cpu && "$LANES" -gt 1 ]] && lane_env=(env OMP_NUM_THREADS=1)
+# shellcheck source=bench/camvid_recipe.sh
+source bench/camvid_recipe.sh
+
+model_of() {  # name → what `squeezenas train --model` takes
+  case "$1" in
+    mac) echo "$EXP/search_mac/chosen_genotype.json" ;;
+    lat) echo "$EXP/search_lat/chosen_genotype.json" ;;
+    mnv3) echo mobilenetv3_large_lraspp ;;
+    *) echo "unknown network '$1' (mac, lat, mnv3)" >&2; return 1 ;;
+  esac
+}
+mkdir -p "$EXP/seeds"
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$EXP/seeds/seeds.log"; }
+running=0
+for name in $NETS; do
+  model=$(model_of "$name")
+  [[ "$model" == *.json && ! -f "$model" ]] && { echo "$model is missing: run bench/camvid_experiment.sh first" >&2; exit 1; }
+  for seed in $SEEDS; do
+    dir="$EXP/seeds/${name}_s$seed"
+    [[ -f "$dir/test.json" ]] && continue
+    mkdir -p "$dir"
+    { log "train $name seed $seed"; camvid_train "$dir" "$model" --seed "$seed" >> "$dir.log" 2>&1;
+      log "trained $name seed $seed: test mIoU $(python3 -c "import json,sys; print(round(100*json.load(open(sys.argv[1]))['miou'], 2))" "$dir/test.json")"; } &
+    running=$((running + 1))
+    if (( running >= LANES )); then wait -n; running=$((running - 1)); fi
+  done
+done
+wait
+log "done"
