@@ -584,7 +584,7 @@ def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") 
     return {stat: max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
             "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
             "adapter": part.adapter, "with_adapter": with_adapter,
-            **{k: with_adapter[k] for k in ("other_cpu", "attempts") if k in with_adapter}}
+            **{k: with_adapter[k] for k in ("other_cpu", "attempts", "rounds") if k in with_adapter}}
 
 
 # --- loading and checking a table's provenance -------------------------------------------------------------

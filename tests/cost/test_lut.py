@@ -210,6 +210,14 @@ def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
     assert exports == []  # a given timer gets modules
 
 
+def test_rounds_after_an_adapter_are_not_counted_as_retries():
+    """An op timed after an adapter keeps its rounds, so 3 rounds of one attempt each are no 'remeasured' part."""
+    ort_config = TimingConfig(backend="onnxruntime", threads=1)
+    table = build_lut(tiny_macro(), (32, 64), ort_config, progress=False, measure_fn=FakeTimer(), rounds=3)
+    assert table.meta["contention"]["remeasured"] == 0
+    assert all(e["rounds"] == 3 and e["attempts"] == 3 for e in table.meta["entries"].values())
+
+
 def test_resume_after_kill_and_refuse_other_settings(tmp_path):
     macro, out = tiny_macro(), tmp_path / "t.json"
     n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
