@@ -106,7 +106,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def plots(rows: list[dict], run_dir: Path, dest: Path) -> list[Path]:
+def plots(rows: list[dict], run_dir: Path, dest: Path, target: str = "eager") -> list[Path]:
+    """The figures, latency on the target backend's axis (the other backend's as hollow markers)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,13 +117,16 @@ def plots(rows: list[dict], run_dir: Path, dest: Path) -> list[Path]:
     written = []
     size = "×".join(map(str, rows[0]["size"])) if rows else ""
     threads = rows[0].get("threads") if rows else None
-    lat_label = f"batch-1 latency, PyTorch eager, {threads} thread(s), {size}: min per call (ms)"
+    other = "onnxruntime" if target == "eager" else "eager"
+    names = {"eager": "PyTorch eager", "onnxruntime": "ONNX Runtime"}
+    lat_key, other_key = f"{target}_min_ms", f"{other}_min_ms"
+    lat_label = f"batch-1 latency, {names[target]}, {threads} thread(s), {size}: min per call (ms)"
     figs = [
         ("camvid_fig5_macs_miou.png", "gmacs", lambda r: 100 * r["miou"], f"GMACs at {size}", "test mIoU (%)",
          "MACs vs mIoU (CamVid test)"),
-        ("camvid_fig6_latency_miou.png", "eager_min_ms", lambda r: 100 * r["miou"], lat_label, "test mIoU (%)",
+        ("camvid_fig6_latency_miou.png", lat_key, lambda r: 100 * r["miou"], lat_label, "test mIoU (%)",
          "Latency vs mIoU (CamVid test)"),
-        ("camvid_fig10_throughput_latency.png", "eager_min_ms", lambda r: r["gmacs"] / (r["eager_min_ms"] / 1e3),
+        ("camvid_fig10_throughput_latency.png", lat_key, lambda r: r["gmacs"] / (r[lat_key] / 1e3),
          lat_label, "throughput (GMAC/s)", "Throughput vs latency"),
     ]
     for name, xkey, yfun, xlabel, ylabel, title in figs:
@@ -137,11 +141,11 @@ def plots(rows: list[dict], run_dir: Path, dest: Path) -> list[Path]:
             if n > 1 and "miou" in title.lower():  # the seeds' mean ± sd beside the seed-0 point
                 ax.errorbar([r[xkey]], [100 * mean], yerr=[100 * sd], fmt="_", c=colour, capsize=4, alpha=0.7,
                             zorder=2, label=f"mean ± sd over {n} seeds")
-            if xkey == "eager_min_ms" and "onnxruntime_min_ms" in r and "miou" in title.lower():
-                ax.scatter([r["onnxruntime_min_ms"]], [yfun(r)], s=60, marker=marker, facecolors="none",
+            if xkey == lat_key and other_key in r and "miou" in title.lower():
+                ax.scatter([r[other_key]], [yfun(r)], s=60, marker=marker, facecolors="none",
                            edgecolors=colour, zorder=3)
-        if "miou" in title.lower() and xkey == "eager_min_ms":
-            ax.scatter([], [], s=60, marker="o", facecolors="none", edgecolors="k", label="same, onnxruntime")
+        if "miou" in title.lower() and xkey == lat_key:
+            ax.scatter([], [], s=60, marker="o", facecolors="none", edgecolors="k", label=f"same, {names[other]}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -188,6 +192,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dir", type=Path, default=Path("runs/camvid_experiment"))
     ap.add_argument("--lut", type=Path, default=None, help="the experiment's latency table (predicted latency)")
     ap.add_argument("--plots", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--target", choices=("eager", "onnxruntime"), default=None,
+                    help="backend on the figures' latency axis (default: the --lut table's, else eager)")
     args = ap.parse_args(argv)
     lut = CostTable.load(args.lut) if args.lut else None
     rows = collect(args.dir, lut)
@@ -196,7 +202,8 @@ def main(argv=None) -> None:
     print(table(rows))
     (args.dir / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     if args.plots:
-        for p in plots(rows, args.dir, args.plots):
+        target = args.target or (lut.meta.get("backend", "eager") if lut is not None else "eager")
+        for p in plots(rows, args.dir, args.plots, target if target in ("eager", "onnxruntime") else "eager"):
             print(f"wrote {p}")
 
 

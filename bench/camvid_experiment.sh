@@ -18,7 +18,7 @@
 #   CALIB (4 BatchNorm recalibration batches per path), BACKEND (eager: the latency table's backend),
 #   THREADS (1: threads of the deployed network; 0 = torch default), STATISTIC (min: the latency table's per-call
 #   figure, docs/LATENCY.md), EXPORTER (torchscript: ONNX exporter of the onnxruntime figures; ~10x faster than
-#   dynamo), LANES (2: retrainings side by side).
+#   dynamo), LANES (2: retrainings side by side), PLOTS (OUT/plots: where the figures go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -40,6 +40,7 @@ THREADS=${THREADS:-1}
 LANES=${LANES:-2}
 STATISTIC=${STATISTIC:-min}
 EXPORTER=${EXPORTER:-torchscript}
+PLOTS=${PLOTS:-$OUT/plots}
 CLASSES=11
 mkdir -p "$OUT"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/experiment.log"; }
@@ -94,20 +95,13 @@ log "target latency for (b): $TARGET ms (predicted, calibrated, for (a)'s networ
 search "$OUT/search_lat" --cost latency --lut "$LUT" --target-latency "$TARGET"
 sample "$OUT/search_lat" --budget-ms "$TARGET"
 
-# 4. retrain the three networks from scratch, one recipe (bench/camvid_baselines.sh), side by side
+# 4. retrain the three networks from scratch, one recipe (bench/camvid_recipe.sh), side by side
+# shellcheck source=bench/camvid_recipe.sh
+source bench/camvid_recipe.sh
 train() {  # name model
-  local dir="$OUT/$1" resume=()
-  if [[ ! -f "$dir/test.json" ]]; then
-    [[ -f "$dir/last.pt" ]] && resume=(--resume)
+  if [[ ! -f "$OUT/$1/test.json" ]]; then
     log "train $1 ($2)"
-    # shellcheck disable=SC2086
-    "${lane_env[@]}" $SQ train --model "$2" --dataset camvid --data-root "$DATA" --num-classes $CLASSES \
-      --epochs "$EPOCHS" --batch-size 8 --lr 0.05 --schedule poly --crop $CROP --scale 0.25 1.0 \
-      --val-size $SIZE --val-every 5 --workers 1 --device "$DEVICE" --no-progress --out "$dir" \
-      "${resume[@]}" >> "$dir.log" 2>&1
-    "${lane_env[@]}" $SQ eval --checkpoint "$dir/best.pt" --split test --size $SIZE --device "$DEVICE" \
-      --no-progress --report "$dir/test.json.tmp" >> "$dir.log" 2>&1
-    mv "$dir/test.json.tmp" "$dir/test.json"
+    camvid_train "$OUT/$1" "$2" >> "$OUT/$1.log" 2>&1
     log "trained $1"
   fi
 }
@@ -136,5 +130,5 @@ for name in mac lat mnv3; do
 done
 
 # 6. table and figures
-$PY bench/camvid_experiment.py --dir "$OUT" --lut "$LUT" --plots "${PLOTS:-docs/img}" | tee "$OUT/summary.md"
+$PY bench/camvid_experiment.py --dir "$OUT" --lut "$LUT" --plots "$PLOTS" | tee "$OUT/summary.md"
 log "done"
