@@ -1,6 +1,7 @@
 """End-to-end batch-1 latency of a network: median and spread, GMAC/s, peak memory.
 
-NAME is a zoo network, a genotype file (.json/.yaml) or a checkpoint. Timed with the same procedure (and the
+NAME is a zoo network, a genotype file (.json/.yaml), a checkpoint, or a file written by `squeezenas export`
+(timed as it is with --backend onnxruntime: the exact file you deploy). Timed with the same procedure (and the
 same settings, if you pass them) as a latency table, so `bench` and `lut check` agree by construction.
 """
 
@@ -13,8 +14,10 @@ from squeezenas.cli.common import contention, contention_args, timing_args, timi
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="NAME|GENOTYPE.json|CKPT", help="zoo name, genotype file or checkpoint")
-    p.add_argument("--size", nargs=2, type=int, default=(1024, 2048), metavar=("H", "W"), help="input size")
+    p.add_argument("model", metavar="NAME|GENOTYPE.json|CKPT|MODEL.onnx",
+                   help="zoo name, genotype file, checkpoint, or an exported ONNX file (with --backend onnxruntime)")
+    p.add_argument("--size", nargs=2, type=int, default=None, metavar=("H", "W"),
+                   help="input size (default: an ONNX file's own, else 1024 2048)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: the network's own)")
     timing_args(p, min_run_time=2.0, per="network")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
@@ -25,8 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from squeezenas.cost.bench import benchmark
 
-    r = benchmark(args.model, tuple(args.size), timing_config(args), num_classes=args.num_classes,
-                  memory=not args.no_memory, **contention(args))
+    size = tuple(args.size) if args.size else None
+    r = benchmark(args.model, size, timing_config(args), num_classes=args.num_classes, memory=not args.no_memory,
+                  **contention(args))
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
@@ -39,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
         spread = f"median {r['median_ms']:.3f}, {spread}"
     print(f"  {r[f'{args.statistic}_ms']:.3f} ms {args.statistic} ({spread}; "
           f"{r['repeats']} samples x {r['calls_per_repeat']})")
-    print(f"  {r['gmacs']:.3f} GMACs -> {r['gmac_per_s']:.1f} GMAC/s{mem}")
+    if r["gmacs"] is not None:
+        print(f"  {r['gmacs']:.3f} GMACs -> {r['gmac_per_s']:.1f} GMAC/s{mem}")
+    elif mem:
+        print(f"  {mem[2:]}")
     if r["other_cpu"] is not None:
         print(f"  other processes used {r['other_cpu']:.1%} of the CPUs during the measurement "
               f"({r['attempts']} attempt{'s' if r['attempts'] > 1 else ''})")

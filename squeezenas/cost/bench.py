@@ -21,13 +21,16 @@ from torch import nn
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.device import device_fingerprint
 from squeezenas.cost.lut import TimingTargets, cpu_load, measure_guarded, warn_if_busy
-from squeezenas.cost.timing import TimingConfig, measure
+from squeezenas.cost.timing import OnnxModel, TimingConfig, measure
 from squeezenas.models.resolve import resolve_model
+
+
+DEFAULT_SIZE = (1024, 2048)
 
 
 def benchmark(
     model: str | Path | nn.Module,
-    size: tuple[int, int],
+    size: tuple[int, int] | None = None,
     config: TimingConfig | None = None,
     *,
     num_classes: int | None = None,
@@ -36,8 +39,10 @@ def benchmark(
     max_other_cpu: float | None = 0.05,
     retries: int = 3,
 ) -> dict[str, Any]:
-    """Latency of ``model`` (zoo name, genotype file, checkpoint or module) on one (1, 3, H, W) input.
+    """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or an exported .onnx file) on one
+    (1, 3, H, W) input; ``size`` defaults to an ONNX file's own input size, else 1024×2048.
 
+    An ONNX file is timed as it is, with the onnxruntime backend only; its GMACs are not known (None).
     Returns median/IQR/p10/p90 (ms), repeats, GMACs (SPEC convention) and GMAC/s at the median, peak memory
     (see ``peak_memory``), the timing settings and this machine's fingerprint. The measurement is repeated
     (``retries`` times at most) while other processes use more than ``max_other_cpu`` of the CPUs
@@ -46,15 +51,19 @@ def benchmark(
     config = config or TimingConfig()
     if config.threads is None:
         config = dataclasses.replace(config, threads=torch.get_num_threads())
-    if isinstance(model, nn.Module):
+    if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
+        net = OnnxModel(Path(model))
+        label, genotype, size = name or net.path.stem, None, size or _onnx_input_size(net.path, config)
+    elif isinstance(model, nn.Module):
         net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
     else:
         r = resolve_model(model, num_classes=num_classes)
         net, label, genotype = r.model, name or r.name, r.genotype
-    h, w = (int(v) for v in size)
-    gmacs = count_costs(net, (h, w)).gmacs
+    h, w = (int(v) for v in size or DEFAULT_SIZE)
+    gmacs = None if isinstance(net, OnnxModel) else count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
-    with TimingTargets(config, export=config.backend == "onnxruntime") as targets:  # retries reuse one export
+    export = config.backend == "onnxruntime" and not isinstance(net, OnnxModel)
+    with TimingTargets(config, export=export) as targets:  # retries reuse one export
         t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)), (3, h, w),
                                              config, max_other_cpu, retries)
     result: dict[str, Any] = {
@@ -62,7 +71,7 @@ def benchmark(
         "input_size": [h, w], "batch": config.batch,
         "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "min_ms": t.min_ms,
         "repeats": t.repeats, "calls_per_repeat": t.calls_per_repeat,
-        "gmacs": gmacs, "gmac_per_s": gmacs * config.batch / (t.median_ms / 1e3),
+        "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (t.median_ms / 1e3),
         "backend": config.backend, "device": config.device, "dtype": config.dtype,
         "channels_last": config.channels_last, "threads": t.threads,
         "timing": config.to_dict(), "fingerprint": device_fingerprint(config.device, t.threads),
@@ -72,7 +81,27 @@ def benchmark(
     return result
 
 
-def peak_memory(model: nn.Module, size: tuple[int, int], config: TimingConfig) -> dict[str, Any]:
+def _onnx_input_size(path: Path, config: TimingConfig) -> tuple[int, int] | None:
+    """(H, W) of an ONNX file's one image input when fixed, None when dynamic; clear errors for bad files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file")
+    if config.backend != "onnxruntime":
+        raise ValueError(f"{path}: an ONNX file is timed with the onnxruntime backend (--backend onnxruntime), "
+                         f"not {config.backend!r}")
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable or invalid models
+        raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from e
+    inputs = session.get_inputs()
+    shape = inputs[0].shape
+    if len(inputs) != 1 or len(shape) != 4:
+        raise ValueError(f"{path}: expected one (N, 3, H, W) input, got {[(i.name, i.shape) for i in inputs]}")
+    return (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
+
+
+def peak_memory(model: nn.Module | OnnxModel, size: tuple[int, int], config: TimingConfig) -> dict[str, Any]:
     """Peak memory of a short run (one warm-up call and one timed call) of the same backend.
 
     CUDA with a PyTorch backend: ``torch.cuda.max_memory_allocated`` (weights + activations + workspace).

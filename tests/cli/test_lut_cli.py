@@ -131,3 +131,29 @@ def test_bench_json_fields(tmp_path, capsys):
                  "--statistic", "min", "--backend", "onnxruntime", "--onnx-exporter", "torchscript"]) == 0
     out = capsys.readouterr().out
     assert " ms min (median " in out and "onnxruntime" in out
+
+
+def test_bench_an_exported_onnx_file(tmp_path, capsys):
+    """`bench MODEL.onnx` times the file itself with onnxruntime, at its own input size; wrong uses name the file."""
+    from squeezenas.export import export_onnx
+    from squeezenas.models import build_model
+    from squeezenas.space import random_genotype
+
+    path = export_onnx(build_model(random_genotype("small", 0), num_classes=5), tmp_path / "net.onnx", (1, 3, 64, 96),
+                       exporter="torchscript")
+    ort = ["--backend", "onnxruntime", *QUICK]
+    assert main(["bench", str(path), *ort, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["name"] == "net" and r["input_size"] == [64, 96] and r["gmacs"] is None and r["median_ms"] > 0
+    assert r["peak_memory_mb"] > 0 and r["backend"] == "onnxruntime"
+    assert main(["bench", str(path), *ort, "--no-memory"]) == 0
+    assert " ms median " in capsys.readouterr().out
+    assert main(["bench", str(path), *QUICK]) == 2  # eager cannot run a file
+    assert "net.onnx" in capsys.readouterr().err
+    assert main(["bench", str(path), *ort, "--size", "32", "32"]) == 2  # the file's shape is fixed
+    assert "takes input" in capsys.readouterr().err
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main(["bench", str(tmp_path / "bad.onnx"), *ort]) == 2
+    assert "bad.onnx" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "missing.onnx"), *ort]) == 2
+    assert "missing.onnx" in capsys.readouterr().err
