@@ -53,7 +53,8 @@ def benchmark(
         config = dataclasses.replace(config, threads=torch.get_num_threads())
     if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
         net = OnnxModel(Path(model))
-        label, genotype, size = name or net.path.stem, None, size or _onnx_input_size(net.path, config)
+        own_size = _onnx_input_size(net.path, config)  # also refuses a missing file or another backend
+        label, genotype, size = name or net.path.stem, None, size or own_size
     elif isinstance(model, nn.Module):
         net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
     else:
@@ -62,8 +63,7 @@ def benchmark(
     h, w = (int(v) for v in size or DEFAULT_SIZE)
     gmacs = None if isinstance(net, OnnxModel) else count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
-    export = config.backend == "onnxruntime" and not isinstance(net, OnnxModel)
-    with TimingTargets(config, export=export) as targets:  # retries reuse one export
+    with TimingTargets(config, export=not isinstance(net, OnnxModel)) as targets:  # retries reuse one export
         t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)), (3, h, w),
                                              config, max_other_cpu, retries)
     result: dict[str, Any] = {

@@ -313,13 +313,14 @@ def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape
 class TimingTargets:
     """What a table or a check hands to ``measure`` for each part or network.
 
-    A fresh module from ``build``, except with ``export`` (the onnxruntime backend): then each key's module is
+    A fresh module from ``build``, except with ``export`` and the onnxruntime backend: then each key's module is
     exported to ONNX once, into a temp dir that lives as long as this object, and every round and retry times
     that file: a dynamo export takes seconds, longer than the timing itself.
     """
 
-    def __init__(self, config: TimingConfig, export: bool):
+    def __init__(self, config: TimingConfig, export: bool = True):
         self.config = config
+        export = export and config.backend == "onnxruntime"
         self._dir = tempfile.TemporaryDirectory(prefix="squeezenas-timing-") if export else None
         self._exported: dict[str, OnnxModel] = {}
 
@@ -461,7 +462,7 @@ def build_lut(
     done = sum(min(len(v), rounds) for v in measured.values())
     bar = _progress(len(plan.parts) * rounds, done, progress,
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
-    targets = TimingTargets(config, export=measure_fn is None and config.backend == "onnxruntime")
+    targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
     try:
         for r in range(rounds):  # round-robin: each part's rounds lie minutes apart
@@ -774,7 +775,7 @@ def check_lut(
     per_net: list[list[dict]] = [[] for _ in nets]
     bar = tqdm(total=len(nets) * rounds, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
                disable=not progress, dynamic_ncols=True)
-    targets = TimingTargets(config, export=measure_fn is None and config.backend == "onnxruntime")
+    targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
     with targets:
         for _ in range(rounds):  # round-robin, as build_lut

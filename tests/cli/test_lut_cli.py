@@ -157,3 +157,5 @@ def test_bench_an_exported_onnx_file(tmp_path, capsys):
     assert "bad.onnx" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing.onnx"), *ort]) == 2
     assert "missing.onnx" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "missing.onnx"), *ort, "--size", "64", "96"]) == 2  # checked with --size too
+    assert "no such ONNX file" in capsys.readouterr().err
