@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from squeezenas.cli.common import data_args, overrides_from
-from squeezenas.engine.config import EvalConfig, resolve_config
+from squeezenas.cli.options import add_config_options, config_file_option, overrides_from
+from squeezenas.engine.config import EvalConfig
+from squeezenas.utils.config import resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.argument_default = argparse.SUPPRESS
-    p.add_argument("--config", default=None, help="YAML/JSON file of EvalConfig fields")
-    p.add_argument("--checkpoint", metavar="CKPT", help="trained checkpoint (or weights file with --model)")
-    p.add_argument("--model", help="zoo name or genotype file, when CKPT does not say which network it holds")
-    data_args(p, "default: the checkpoint's", root_help="default: the training run's")
-    p.add_argument("--split", help="val (default) or test")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                   help="run the network at H W (labels are still scored at full resolution)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction)
-    p.add_argument("--workers", type=int)
-    p.add_argument("--max-images", type=int, help="score only the first N images")
-    p.add_argument("--report", metavar="OUT.json", help="write the JSON report here")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction)
+    config_file_option(p, EvalConfig)
+    add_config_options(p, EvalConfig, metavars={"checkpoint": ("CKPT",)})
 
 
 def format_report(report: dict) -> str:

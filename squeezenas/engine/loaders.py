@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset, default_collate
 
 from squeezenas.data import DataError, build_dataset, eval_transforms, train_transforms
 from squeezenas.data.base import SegmentationDataset
@@ -93,6 +93,21 @@ def build_train_loader(dataset: Dataset, batch_size: int, workers: int, seed: in
     sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed)
     return DataLoader(CatchDataErrors(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, pin_memory=pin_memory, drop_last=True, generator=torch.Generator())
+
+
+def build_shuffled_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Batches of ``batch_size`` in a random order drawn from the loader's own generator (incomplete last batch
+    dropped), for one process: reseed ``loader.generator`` to redraw an order, the worker seeds with it.
+
+    The search trains on these (it draws a new order at every pass, see ``search.loop``) and scoring takes its
+    BatchNorm batches from one; a failing sample is raised by ``batches`` as a DataError naming the file.
+    """
+    if len(dataset) < batch_size:
+        raise DataError(f"the training data has {len(dataset)} samples, fewer than one batch of {batch_size}; "
+                        "lower --batch-size")
+    g = torch.Generator()
+    return DataLoader(CatchDataErrors(dataset), batch_size=batch_size, sampler=RandomSampler(dataset, generator=g),
+                      num_workers=workers, collate_fn=collate, pin_memory=pin_memory, drop_last=True, generator=g)
 
 
 def set_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from squeezenas.engine.distributed import (
     resolve_device, unwrap, wrap_ddp,
 )
 from squeezenas.engine.evaluate import autocast, evaluate
+from squeezenas.engine.runlog import RunLog, open_tensorboard, silent, write_csv
 from squeezenas.engine.loaders import (
     batches, build_eval_dataset, build_eval_loader, build_train_dataset, build_train_loader, set_epoch,
 )
@@ -215,31 +214,6 @@ def config_changes(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
     return [f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in now if k != "resume" and saved.get(k) != now[k]]
 
 
-def make_log(path: Path | None) -> Log:
-    """A function printing a line (around progress bars) and appending it to ``path`` (None: print only)."""
-    from tqdm import tqdm
-
-    def log(message: str) -> None:
-        tqdm.write(message)
-        if path is not None:
-            with open(path, "a") as f:
-                f.write(message + "\n")
-
-    return log
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The whole history as CSV, atomically (it always agrees with last.pt, also after a resume)."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
 # ------------------------------------------------------------------------------------------------ train()
 
 
@@ -301,15 +275,13 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
     ddp_model = wrap_ddp(model, device, cfg.sync_bn)
 
     out = Path(cfg.out)
-    log = make_log(out / "train.log") if dist.is_main else (lambda message: None)
+    log = RunLog(out / "train.log") if dist.is_main else silent
     writer = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
         if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tb"))
+            writer = open_tensorboard(out / "tb")
     try:
         state = _start_state(ckpt)
         _announce(log, cfg, info, identity, model, device, dist, steps_per_epoch, ckpt, init_report, optimizer)

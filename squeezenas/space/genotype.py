@@ -92,10 +92,17 @@ class Genotype:
         except json.JSONDecodeError as e:
             raise GenotypeError(f"{where}: not valid JSON: {e}") from None
 
-    def save(self, path: str | Path) -> None:
-        from squeezenas.utils.io import atomic_write_text
+    def save(self, path: str | Path, meta: dict | None = None, name: str | None = None) -> None:
+        """The standard genotype file (``{"macro", "genotype"}``, optionally ``name`` and ``meta``), written
+        atomically: what ``load_genotype`` and ``squeezenas train --model`` read. The only genotype writer."""
+        from squeezenas.utils.io import atomic_write_json
 
-        atomic_write_text(path, self.to_json() + "\n")
+        d = self.to_dict()
+        if name:
+            d["name"] = name
+        if meta:
+            d["meta"] = meta
+        atomic_write_json(path, d)
 
 
 def load_genotype(path: str | Path) -> Genotype:

@@ -99,3 +99,58 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def resolve_config(cls: type[C], overrides: dict[str, Any], path: str | Path | None = None, *,
+                   resume_from: str | Path | None = None) -> C:
+    """The one way a command's config is resolved: ``cls``'s defaults ← the run's saved config ``resume_from``
+    (when continuing a run) ← the YAML/JSON file ``path`` ← ``overrides`` (command-line values); later wins.
+
+    Unknown keys are ConfigErrors naming the file and the closest known key; a run to resume whose saved
+    config is missing is an error (never a fresh run with the defaults).
+    """
+    layers: list[tuple[dict[str, Any], str]] = []
+    if resume_from is not None:
+        saved = Path(resume_from)
+        if not saved.is_file():
+            raise FileNotFoundError(f"nothing to resume in {saved.parent}: {saved} not found")
+        layers.append((load_mapping(saved), str(saved)))
+    if path is not None:
+        layers.append((load_mapping(path), str(path)))
+    merged: dict[str, Any] = {}
+    for data, where in layers:
+        check_keys(cls, data, where=where)
+        merged.update(data)
+    merged.update(overrides)
+    where = " with ".join([w for _, w in layers] + (["the arguments"] if overrides else [])) or "config"
+    return from_dict(cls, merged, where=where)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's comment in ``cls``'s source (``name: type = default  # what it is``, continued on the next
+    comment-only lines): the help texts of the command-line options generated from a config."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        current = None
+        for line in lines:
+            m = re.match(r"\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$", line)
+            if m and m[1] in names:
+                current = m[1]
+                out[current] = (m[2] or "").strip()
+                continue
+            c = re.match(r"\s+#\s{3,}(.*)$", line)  # a continuation is indented under the comment above
+            if c and current is not None and out.get(current):
+                out[current] += " " + c[1].strip()
+            else:
+                current = None
+    return out
