@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squeezenas.space import get_macro  # noqa: E402
 from squeezenas.supernet import SuperNet  # noqa: E402
-from squeezenas.supernet.fused import OPTIONS as fused_options  # noqa: E402
+from squeezenas.supernet.fused import FusedOptions  # noqa: E402
 from squeezenas.utils.runtime import tune_cpu_allocator  # noqa: E402
 
 
@@ -85,15 +85,14 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     tuned = args.device == "cpu" and not args.no_tune_malloc and tune_cpu_allocator()
-    fused_options.layout = args.layout
-    fused_options.fold_expansion_bn = not args.no_fold
+    fused_options = FusedOptions(layout=args.layout, fold_expansion_bn=not args.no_fold)
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     baseline_rss = max_rss_mib()
     macro = get_macro(args.space)
-    net = SuperNet(macro, args.classes, fused=args.impl == "fused").to(dev)
+    net = SuperNet(macro, args.classes, fused=args.impl == "fused", fused_options=fused_options).to(dev)
     if args.prune_to:  # keep a random subset: θ drawn from N(0, 1), then the top ``prune_to`` per position
         with torch.no_grad():
             net.theta.normal_(generator=torch.Generator().manual_seed(args.seed))

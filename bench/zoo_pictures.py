@@ -9,9 +9,10 @@ import argparse
 from pathlib import Path
 
 from squeezenas.data.palettes import CITYSCAPES_PALETTE
-from squeezenas.engine.predict import predict_labels, read_image
+from squeezenas.data.base import read_image
+from squeezenas.engine.predict import predict_labels
 from squeezenas.models import get_model
-from squeezenas.viz import colorize, overlay, side_by_side
+from squeezenas.viz.labels import colorize, overlay, side_by_side
 
 RELEASED = {"squeezenas_lat_small": "lat_small.pth", "squeezenas_mac_small": "mac_small.pth",
             "squeezenas_mac_large": "mac_large.pth"}

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from squeezenas.draw import draw_networks, resolve_genotype
+    from squeezenas.viz.network import draw_networks, resolve_genotype
 
     rows = [resolve_genotype(g) for g in args.genotypes]
     first = Path(args.genotypes[0])

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from squeezenas.data.palettes import CITYSCAPES_PALETTE, default_palette
-from squeezenas.engine.predict import predict_files
+from squeezenas.data import palette_for
 from squeezenas.models.resolve import resolve_model
+from squeezenas.viz.predictions import predict_files
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,24 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="resize the input to H W first (default: the image's own size)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-
-
-def palette_for(meta: dict, num_classes: int):
-    if meta.get("palette"):
-        return [tuple(c) for c in meta["palette"]]
-    dataset = meta.get("dataset")
-    if dataset == "cityscapes" and num_classes == len(CITYSCAPES_PALETTE):
-        return CITYSCAPES_PALETTE
-    if dataset:
-        try:
-            from squeezenas.data import dataset_info
-
-            pal = dataset_info(dataset).palette
-            if len(pal) >= num_classes:
-                return pal
-        except Exception:
-            pass
-    return default_palette(num_classes)
 
 
 def run(args: argparse.Namespace) -> int:

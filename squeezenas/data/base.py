@@ -11,9 +11,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from squeezenas.data.constants import IGNORE_INDEX
 from squeezenas.utils.registry import Registry
 
-IGNORE_INDEX = 255  # the one ignore label every dataset hands out, whatever its files use
 Palette = tuple[tuple[int, int, int], ...]
 PairTransform = Callable[[Any, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

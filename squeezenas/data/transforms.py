@@ -11,10 +11,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from squeezenas.data.base import IGNORE_INDEX
-
-MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what the released networks were trained with
-STD = (0.229, 0.224, 0.225)
+from squeezenas.data.constants import IGNORE_INDEX, MEAN, STD
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -109,6 +106,14 @@ def _as_mask(mask: torch.Tensor | np.ndarray) -> tv_tensors.Mask:
     if mask.ndim != 2:
         raise ValueError(f"expected an (H,W) mask, got shape {tuple(mask.shape)}")
     return tv_tensors.Mask(mask)
+
+
+def image_to_input(image: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """One picture as a network takes it at inference: optionally resized to ``size`` (H, W), then normalised as
+    in training and evaluation; (3, H, W) float."""
+    steps: list[v2.Transform] = [v2.Resize(_pair(size), antialias=True)] if size is not None else []
+    pipeline = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    return pipeline(_as_image(image)).as_subclass(torch.Tensor)
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

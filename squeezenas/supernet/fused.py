@@ -41,13 +41,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from squeezenas.models.blocks import Identity, InvertedResidual
-from squeezenas.supernet import cpu_kernels
+import squeezenas.supernet.cpu_kernels as cpu_kernels
 from squeezenas.supernet.cpu_kernels import depthwise_conv2d
 
 
 @dataclass
 class FusedOptions:
-    """Implementation choices (same results); the defaults are the fastest measured (docs/SUPERNET.md)."""
+    """Implementation choices (same results); the defaults are the fastest measured (docs/SUPERNET.md). One
+    instance per supernet (``SuperNet.fused_options``), shared by its superblocks."""
 
     layout: str = "auto"  # "wide" | "chain" | "auto": wide on CUDA and on multi-threaded CPU with the compiled
     #                       depthwise kernel, chain otherwise
@@ -58,8 +59,6 @@ class FusedOptions:
     projection: str = "auto"  # wide, channels-last: "gemm" (one GEMM per slice of the hidden matrix, no copies),
     #                           "conv" (split + conv + cat: plain ops for torch.compile), "auto" (conv if compiling)
 
-
-OPTIONS = FusedOptions()
 
 
 @dataclass(frozen=True)
@@ -226,13 +225,13 @@ def fused_mixture(block, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     if plan is False:
         return block.forward_reference(x, weights)
     training = block.training
-    layout = OPTIONS.layout
+    layout = block.options.layout
     if layout == "auto":  # measured in docs/SUPERNET.md
         wide = x.is_cuda or (torch.get_num_threads() > 1 and cpu_kernels.ENABLED and cpu_kernels.available())
         layout = "wide" if wide else "chain"
     out = None
     if plan.blocks:
-        stats = _input_stats(x) if training and OPTIONS.fold_expansion_bn else None
+        stats = _input_stats(x) if training and block.options.fold_expansion_bn else None
         if layout == "wide":
             out = _fused_blocks(block, plan, x, weights, training, stats)
         else:
@@ -265,7 +264,7 @@ def _chain_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     out = None
     stride = block.position.stride
     ops = [block.candidates[c.code].op for c in plan.blocks]
-    fold = OPTIONS.fold_expansion_bn
+    fold = block.options.fold_expansion_bn
     if fold:  # fold every candidate's expansion BN at once (a few ops instead of ~15 each)
         dense = torch.cat([_dense_1x1(op[0].weight, c.groups).flatten(1) for op, c in zip(ops, plan.blocks)])
         with torch.autocast(x.device.type, enabled=False):
@@ -276,7 +275,7 @@ def _chain_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     phased: dict[int, torch.Tensor] = {}
     for i, (c, op) in enumerate(zip(plan.blocks, ops)):
         d, mode, src = c.dilation, "plain", x
-        if d > 1 and fold and OPTIONS.split_dilated:
+        if d > 1 and fold and block.options.split_dilated:
             if stride == d:
                 mode, src = "subsample", x[:, :, ::d, ::d]
             elif stride == 1 and x.shape[2] % d == 0 and x.shape[3] % d == 0:
@@ -286,7 +285,7 @@ def _chain_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
         h = F.relu_(F.conv2d(src, w1[i], b1[i]) if fold else op[1](op[0](x)))
         if mode != "plain":
             h = depthwise_conv2d(h, op[3].weight, 1, (c.kernel - 1) // 2, 1)
-        elif d > 1 and OPTIONS.embed_dilated:
+        elif d > 1 and block.options.embed_dilated:
             size = d * (c.kernel - 1) + 1
             h = depthwise_conv2d(h, _embed(op[3].weight, c.kernel, d, size), stride, (size - 1) // 2, 1)
         else:
@@ -322,7 +321,7 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
 
     # expansion: one 1×1 conv producing every candidate's hidden channels
     w1 = torch.cat([_dense_1x1(m[0].weight, c.groups) for m, c in zip(mods, cands)])
-    if OPTIONS.fold_expansion_bn:
+    if block.options.fold_expansion_bn:
         h = F.relu_(_folded_expansion(x, w1.flatten(1), [m[1] for m in mods], plan, stats))
     else:
         h = F.relu_(_batch_norm(F.conv2d(x, w1), [m[1] for m in mods], plan, training))
@@ -332,7 +331,7 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     if len(groups) == 1:
         k, d, n, _, _ = groups[0]
         h = depthwise_conv2d(h, torch.cat([m[3].weight for m in mods]), stride, d * (k - 1) // 2, d)
-    elif OPTIONS.merge_depthwise:
+    elif block.options.merge_depthwise:
         size = max(d * (k - 1) + 1 for k, d, *_ in groups)
         w2 = torch.cat([_embed(m[3].weight, c.kernel, c.dilation, size) for m, c in zip(mods, cands)])
         h = depthwise_conv2d(h, w2, stride, (size - 1) // 2, 1)
@@ -347,7 +346,7 @@ def _fused_blocks(block, plan: FusedPlan, x: torch.Tensor, weights: torch.Tensor
     # projection: each candidate's own 1×1 conv, outputs side by side, one BN with per-candidate statistics
     n, _, hh, ww = h.shape
     J, c_out = len(cands), block.position.c_out
-    projection = OPTIONS.projection
+    projection = block.options.projection
     if projection == "auto":
         projection = "conv" if torch.compiler.is_compiling() else "gemm"
     if nhwc and projection == "gemm":  # (N·H·W, ΣH_j) matrix; a GEMM per column slice, no copies

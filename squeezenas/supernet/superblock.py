@@ -9,6 +9,7 @@ from torch import nn
 
 from squeezenas.models.blocks import Identity, InvertedResidual, build_op
 from squeezenas.space.macro import PositionSpec
+from squeezenas.supernet.fused import FusedOptions, fused_mixture
 
 
 class SuperBlock(nn.Module):
@@ -27,12 +28,14 @@ class SuperBlock(nn.Module):
     Candidates live in ``self.candidates`` (a ModuleDict keyed by code); pruning deletes their module.
     """
 
-    def __init__(self, position: PositionSpec, codes: Sequence[str], fused: bool = True):
+    def __init__(self, position: PositionSpec, codes: Sequence[str], fused: bool = True,
+                 options: FusedOptions | None = None):
         super().__init__()
         self.position = position
         self.codes: tuple[str, ...] = tuple(codes)  # every candidate of the space, in θ order (pruned included)
         self.residual = position.is_identity_skip
         self.fused = fused
+        self.options = options if options is not None else FusedOptions()  # how the fused mixture runs
         self.candidates = nn.ModuleDict(
             {c: build_op(c, position.c_in, position.c_out, position.stride) for c in self.codes}
         )
@@ -43,9 +46,6 @@ class SuperBlock(nn.Module):
     @property
     def alive_codes(self) -> list[str]:
         return [c for c in self.codes if c in self.candidates]
-
-    def alive_mask(self) -> list[bool]:
-        return [c in self.candidates for c in self.codes]
 
     def remove(self, code: str) -> None:
         """Delete a candidate's module: it is never computed again and its parameters are freed."""
@@ -93,8 +93,6 @@ class SuperBlock(nn.Module):
             raise ValueError(f"position {self.position.index}: weights must be (N, {len(self.codes)}), "
                              f"got {tuple(weights.shape)}")
         if self.fused:
-            from squeezenas.supernet.fused import fused_mixture
-
             return fused_mixture(self, x, weights)
         return self.forward_reference(x, weights)
 

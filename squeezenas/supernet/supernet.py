@@ -9,9 +9,8 @@ from torch import nn
 from squeezenas.models.builder import SegmentationNet
 from squeezenas.space.genotype import Genotype, GenotypeError
 from squeezenas.space.macro import MacroArch, get_macro
+from squeezenas.supernet.fused import FusedOptions
 from squeezenas.supernet.superblock import SuperBlock
-
-_CANDIDATE_KEY = "candidates."
 
 
 class SuperNet(SegmentationNet):
@@ -19,7 +18,7 @@ class SuperNet(SegmentationNet):
 
     Parameter names are those of ``SegmentationNet`` with ``candidates.{code}.`` inside each position
     (``encoder.blocks.3.candidates.k3_d2_e6_g1.op.0.weight``), so any path maps to the keys of
-    ``build_model(genotype)`` by dropping that infix (``subnet_state_dict``).
+    ``build_model(genotype)`` by dropping that infix.
 
     ``theta`` (P, C) are the architecture parameters (C = ``len(macro.candidates)``, in that order);
     ``alive`` (P, C, bool buffer) marks candidates not pruned. Pruned candidates have no module, no
@@ -27,14 +26,17 @@ class SuperNet(SegmentationNet):
     prunes (or re-creates) candidates to match its ``alive``, so a pruned search resumes exactly.
     """
 
-    def __init__(self, macro: MacroArch | str, num_classes: int, fused: bool = True):
+    def __init__(self, macro: MacroArch | str, num_classes: int, fused: bool = True,
+                 fused_options: FusedOptions | None = None):
         if isinstance(macro, str):
             macro = get_macro(macro)
-        blocks = [SuperBlock(p, macro.candidates, fused=fused) for p in macro.positions()]
+        options = fused_options if fused_options is not None else FusedOptions()
+        blocks = [SuperBlock(p, macro.candidates, fused=fused, options=options) for p in macro.positions()]
         super().__init__(macro, blocks, num_classes)  # also initialises every candidate's convs and BNs
         P, C = macro.num_positions, len(macro.candidates)
         self.theta = nn.Parameter(torch.zeros(P, C))
         self.register_buffer("alive", torch.ones(P, C, dtype=torch.bool))
+        self.fused_options = options  # shared by every superblock: how the fused mixture runs (same results)
         self.register_load_state_dict_pre_hook(_match_alive_before_loading)
 
     # --- parts ------------------------------------------------------------------------------------------------
@@ -51,11 +53,6 @@ class SuperNet(SegmentationNet):
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name != "theta"]
-
-    def set_fused(self, fused: bool) -> None:
-        """Switch every superblock between the fused and the candidate-by-candidate mixture (same weights)."""
-        for b in self.superblocks:
-            b.fused = fused
 
     # --- the distribution -------------------------------------------------------------------------------------
     def _masked_theta(self) -> torch.Tensor:
@@ -98,16 +95,8 @@ class SuperNet(SegmentationNet):
             return super().forward(x)
         if weights is None:
             weights = self.sample_weights(x.shape[0], temperature, generator)
-        enc = self.encoder
-        h = enc.stem(x)
-        low = h
-        for i, block in enumerate(enc.blocks):
-            h = block(h, weights[:, i])
-            if i == enc.low_level_position:
-                low = h
-        if enc.last_conv is not None:
-            h = enc.last_conv(h)
-        return self.decoder(h, low, x.shape[-2:])
+        high, low = self.encoder(x, weights)
+        return self.decoder(high, low, x.shape[-2:])
 
     # --- discrete paths ---------------------------------------------------------------------------------------
     @property
@@ -136,30 +125,6 @@ class SuperNet(SegmentationNet):
         """The most probable architecture: argmax of θ over alive candidates at every position."""
         idx = self._masked_theta().argmax(dim=-1).tolist()
         return Genotype(self.macro, tuple(self.codes[j] for j in idx))
-
-    def subnet_state_dict(self, genotype: Genotype) -> dict[str, torch.Tensor]:
-        """Weights of ``genotype``'s path under the key names of ``build_model(genotype)`` (detached, shared
-        storage: ``load_state_dict`` copies them). Loads strictly into that network."""
-        self._check_genotype(genotype)
-        out: dict[str, torch.Tensor] = {}
-        prefix = "encoder.blocks."
-        for key, value in self.state_dict().items():
-            if key in ("theta", "alive"):
-                continue
-            if not key.startswith(prefix):
-                out[key] = value
-                continue
-            i, rest = key[len(prefix):].split(".", 1)
-            if not rest.startswith(_CANDIDATE_KEY):
-                out[key] = value
-                continue
-            code, tail = rest[len(_CANDIDATE_KEY):].split(".", 1)
-            if code == genotype.ops[int(i)]:
-                out[f"{prefix}{i}.{tail}"] = value
-        for b, code in zip(self.superblocks, genotype.ops):
-            if code not in b.candidates:
-                raise GenotypeError(f"position {b.position.index}: candidate {code!r} was pruned")
-        return out
 
     # --- pruning ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -199,23 +164,6 @@ class SuperNet(SegmentationNet):
 
     def num_alive(self) -> list[int]:
         return self.alive.sum(dim=1).tolist()
-
-
-def drop_stale_parameters(optimizer: torch.optim.Optimizer, model: nn.Module) -> int:
-    """Remove from ``optimizer`` the parameters that ``model`` no longer holds (pruned candidates), with their
-    state; returns how many. Call it after ``prune``: it frees their momentum buffers, and keeps the optimizer's
-    parameter list equal to that of an optimizer built afresh on the pruned model (so a checkpoint's optimizer
-    state loads into the resumed run)."""
-    live = {id(p) for p in model.parameters()}
-    dropped = 0
-    for group in optimizer.param_groups:
-        keep = [p for p in group["params"] if id(p) in live]
-        for p in group["params"]:
-            if id(p) not in live:
-                optimizer.state.pop(p, None)
-                dropped += 1
-        group["params"] = keep
-    return dropped
 
 
 def _match_alive_before_loading(module: SuperNet, state_dict: dict, prefix: str, *args) -> None:

@@ -45,9 +45,6 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return list(self._items)
 
-    def items(self):
-        return self._items.items()
-
 
 def unknown_name_message(kind: str, name: str, known) -> str:
     """'unknown dataset 'camvd'; did you mean 'camvid'? (known: ...)'."""
@@ -56,6 +53,3 @@ def unknown_name_message(kind: str, name: str, known) -> str:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
 
-
-def call_registered(registry: Registry[Callable[..., T]], name: str, *args, **kwargs) -> T:
-    return registry.get(name)(*args, **kwargs)

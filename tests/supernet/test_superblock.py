@@ -22,15 +22,13 @@ POSITIONS = {
 
 @pytest.fixture
 def options():
-    saved = copy.copy(fu.OPTIONS)
-    yield fu.OPTIONS
-    for k, v in vars(saved).items():
-        setattr(fu.OPTIONS, k, v)
+    """The fused mixture's options of the blocks a test makes (each supernet or block has its own)."""
+    return fu.FusedOptions()
 
 
-def _block(pos: PositionSpec, seed: int = 0) -> SuperBlock:
+def _block(pos: PositionSpec, seed: int = 0, options: fu.FusedOptions | None = None) -> SuperBlock:
     torch.manual_seed(seed)
-    block = SuperBlock(pos, CANDIDATES, fused=False).double()
+    block = SuperBlock(pos, CANDIDATES, fused=False, options=options).double()
     for m in block.modules():  # non-trivial BN parameters and running statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.weight.data.uniform_(0.5, 1.5)
@@ -56,7 +54,7 @@ CASES = list(itertools.product(POSITIONS, ["wide", "chain"], [True, False], [Fal
 @pytest.mark.parametrize("train", [True, False])
 def test_fused_equals_reference(options, where, layout, fold, channels_last, train):
     options.layout, options.fold_expansion_bn = layout, fold
-    ref = _block(POSITIONS[where]).train(train)
+    ref = _block(POSITIONS[where], options=options).train(train)
     fused = copy.deepcopy(ref)
     fused.fused = True
     x = torch.randn(3, 8, 9, 11, dtype=torch.double)  # odd sizes: stride-2 padding paths
@@ -78,7 +76,7 @@ def test_fused_equals_reference(options, where, layout, fold, channels_last, tra
 @pytest.mark.parametrize("layout", ["wide", "chain"])
 def test_fused_float32_close_to_reference(options, layout):
     options.layout = layout
-    ref = _block(POSITIONS["stride2"]).float()
+    ref = _block(POSITIONS["stride2"], options=options).float()
     fused = copy.deepcopy(ref)
     fused.fused = True
     x = torch.randn(4, 8, 16, 16)
@@ -87,7 +85,7 @@ def test_fused_float32_close_to_reference(options, layout):
 
 
 def test_pruned_candidates_are_not_computed(options):
-    block = _block(POSITIONS["residual"])
+    block = _block(POSITIONS["residual"], options=options)
     block.fused = True
     for code in CANDIDATES[:9]:
         block.remove(code)
@@ -147,7 +145,7 @@ def test_path_mode_and_errors():
 def test_autocast_bfloat16_cpu(options, layout, channels_last):
     options.layout = layout
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    ref = _block(POSITIONS["stride2"]).float().to(memory_format=fmt)
+    ref = _block(POSITIONS["stride2"], options=options).float().to(memory_format=fmt)
     fused = copy.deepcopy(ref)
     fused.fused = True
     x = torch.randn(2, 8, 12, 12).contiguous(memory_format=fmt)
@@ -165,7 +163,7 @@ def test_autocast_bfloat16_cpu(options, layout, channels_last):
 @pytest.mark.parametrize("layout", ["wide", "chain"])
 def test_fused_equals_reference_cuda(options, layout):
     options.layout = layout
-    ref = _block(POSITIONS["stride2"]).cuda().to(memory_format=torch.channels_last)
+    ref = _block(POSITIONS["stride2"], options=options).cuda().to(memory_format=torch.channels_last)
     fused = copy.deepcopy(ref)
     fused.fused = True
     x = torch.randn(3, 8, 9, 11, dtype=torch.double, device="cuda").contiguous(memory_format=torch.channels_last)
@@ -184,7 +182,7 @@ def test_fused_equals_reference_cuda(options, layout):
 def test_chain_dilated_paths(options, split, embed, size):
     options.layout, options.split_dilated, options.embed_dilated = "chain", split, embed
     for where in ("residual", "stride2"):
-        ref = _block(POSITIONS[where]).train()
+        ref = _block(POSITIONS[where], options=options).train()
         fused = copy.deepcopy(ref)
         fused.fused = True
         x = torch.randn(2, 8, *size, dtype=torch.double).contiguous(memory_format=torch.channels_last)

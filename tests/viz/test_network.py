@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from squeezenas.cli.main import main
-from squeezenas.draw import _aligned_x, block_label, draw_networks
+from squeezenas.viz.network import _aligned_x, block_label, draw_networks
 from squeezenas.space.genotype import random_genotype
 from squeezenas.space.macro import get_macro
 
