@@ -151,18 +151,20 @@ _register(MacroArch(
 ))
 
 
-def get_macro(name: str) -> MacroArch:
-    return MACROS.get(name)
-
-
-def load_macro(path_or_name: str | Path) -> MacroArch:
-    """A registered macro name, or a YAML/JSON file describing a user-defined macro-architecture."""
-    if str(path_or_name) in MACROS:
-        return MACROS.get(str(path_or_name))
-    path = Path(path_or_name)
-    if not path.exists():
-        raise KeyError(f"{path_or_name!r} is neither a known macro-architecture ({', '.join(MACROS.names())}) "
-                       "nor an existing YAML/JSON file")
+def get_space(spec: str | Path | MacroArch) -> MacroArch:
+    """The one way to name a space: a registered macro-architecture (small, large, xlarge), a YAML/JSON file
+    describing a user-defined one, or a MacroArch (returned as it is)."""
+    if isinstance(spec, MacroArch):
+        return spec
+    if str(spec) in MACROS:
+        return MACROS.get(str(spec))
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"{str(spec)!r} is neither a known macro-architecture ({', '.join(MACROS.names())}) "
+                          "nor an existing YAML/JSON file")
     data = load_mapping(path)
     data.setdefault("name", path.stem)
     return MacroArch.from_dict(data, where=str(path))
+
+
+get_macro = load_macro = get_space  # the names of earlier releases

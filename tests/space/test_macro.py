@@ -52,5 +52,5 @@ def test_macro_errors_name_the_field(tmp_path):
     bad.write_text("name: x\nstem_channels: 8\nstages: [{channels: 8, repeats: 1, stride: 2}]\nlow_level_position: 5\n")
     with pytest.raises(ConfigError, match="low_level_position"):
         load_macro(bad)
-    with pytest.raises(KeyError, match="neither a known macro"):
+    with pytest.raises(ConfigError, match="neither a known macro"):
         load_macro("medium")
