@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Iterator
@@ -14,17 +13,11 @@ from torch.utils.data import DataLoader
 
 from squeezenas.data import DatasetInfo, dataset_info
 from squeezenas.engine.checkpoint import check_num_classes
+from squeezenas.engine.amp import forward_batch
 from squeezenas.engine.config import EvalConfig
 from squeezenas.engine.distributed import all_reduce_sum, init_distributed, env_dist_info, resolve_device
 from squeezenas.engine.loaders import batches, build_eval_dataset, build_eval_loader
 from squeezenas.engine.metrics import ConfusionMatrix, category_miou, fold_confusion, scores
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision: float16 on CUDA, bfloat16 on CPU; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
 @torch.inference_mode()
@@ -44,12 +37,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
     cm = ConfusionMatrix(num_classes, ignore_index)
     images = 0
     for image, mask in _progress(batches(loader), progress, desc, len(loader)):
-        image = image.to(device, non_blocking=True)
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        mask = mask.to(device, non_blocking=True)
-        with autocast(device, amp):
-            logits = model(image)
+        logits, mask = forward_batch(model, image, mask, device, amp=amp, channels_last=channels_last)
         if logits.shape[-2:] != mask.shape[-2:]:
             logits = F.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False)
         cm.update(logits.argmax(1), mask)

@@ -21,7 +21,8 @@ from squeezenas.engine.distributed import (
     DistInfo, all_reduce_sum, broadcast_buffers, cleanup_distributed, env_dist_info, init_distributed,
     resolve_device, unwrap, wrap_ddp,
 )
-from squeezenas.engine.evaluate import autocast, evaluate
+from squeezenas.engine.amp import forward_batch
+from squeezenas.engine.evaluate import evaluate
 from squeezenas.engine.runlog import RunLog, open_tensorboard, silent, write_csv
 from squeezenas.engine.loaders import (
     batches, build_eval_dataset, build_eval_loader, build_train_dataset, build_train_loader, set_epoch,
@@ -71,12 +72,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
     lr = optimizer.param_groups[0]["lr"]  # the epoch's lr (poly: its first step's)
     images, start, done = 0, time.perf_counter(), 0
     for image, mask in it:
-        image = image.to(device, non_blocking=True)
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        mask = mask.to(device, non_blocking=True)
-        with autocast(device, amp):
-            logits = model(image)
+        logits, mask = forward_batch(model, image, mask, device, amp=amp, channels_last=channels_last)
         loss = segmentation_loss(logits, mask, ignore_index)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
