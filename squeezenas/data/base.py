@@ -130,15 +130,31 @@ DATASETS: Registry[type[SegmentationDataset]] = Registry("dataset")
 
 
 def read_image(path: Path) -> Image.Image:
-    """Open an image fully as RGB; a corrupt or unreadable file is a DataError naming it."""
+    """Open an image fully as 8-bit RGB; a corrupt or unreadable file, or a mode that cannot be shown as 8-bit
+    RGB, is a DataError naming it. 16-bit greyscale (PNG mode I;16 and its kin) is scaled to 8 bits."""
     try:
         with Image.open(path) as img:
             img.load()  # decode now, so a truncated file fails here and not inside a transform
-            return img.convert("RGB")
+            return _as_rgb8(img, path)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
         raise DataError(f"cannot read image {path}: {e}") from None
+
+
+def _as_rgb8(img: Image.Image, path: Path) -> Image.Image:
+    """``convert("RGB")`` clips 16-bit values to 255 (an all-white picture): scale them instead."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        arr = np.asarray(img).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(f"image {path}: mode {img.mode} with values outside 0..65535; save it as 8- or 16-bit")
+        return Image.fromarray(((arr + 128) // 257).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        raise DataError(f"image {path}: mode F (32-bit float) is not an image format the networks read; "
+                        "save it as 8- or 16-bit")
+    return img.convert("RGB")
 
 
 def read_label(path: Path) -> np.ndarray:
