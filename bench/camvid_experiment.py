@@ -21,7 +21,6 @@ from pathlib import Path
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.tables import CostTable
 from squeezenas.models.resolve import resolve_model
-from squeezenas.search.search import calibrate
 from squeezenas.space.genotype import load_genotype
 
 RUNS = {  # run folder → label, marker, colour
@@ -62,7 +61,7 @@ def collect(run_dir: Path, lut: CostTable | None) -> list[dict]:
             row["supernet_miou"] = chosen["meta"]["miou_supernet_estimate"]
             if lut is not None:
                 g = load_genotype(run_dir / SEARCHES[key] / "chosen_genotype.json")
-                row["predicted_ms"] = calibrate(lut, lut.predict(g))
+                row["predicted_ms"] = lut.predict(g, calibrated=True)
         rows.append(row)
     return rows
 

@@ -15,7 +15,7 @@
 #   DATA (../shared/data/camvid), OUT (runs/camvid_experiment), DEVICE (cpu), SIZE ("180 240": deployment and
 #   scoring size), CROP ("176 240"), SEARCH_EPOCHS (6), EPOCHS (30: retraining), ALPHA (0.5: MAC weight of (a),
 #   per mean network's GMACs), N (200 samples), VAL_LIMIT (24 validation images to score a path),
-#   CALIB (4 BatchNorm recalibration batches per path), BACKEND (eager: the latency table's backend),
+#   CALIB (4 batches per path on which BatchNorm statistics are re-estimated), BACKEND (eager: the latency table's backend),
 #   THREADS (1: threads of the deployed network; 0 = torch default), STATISTIC (min: the latency table's per-call
 #   figure, docs/LATENCY.md), EXPORTER (torchscript: ONNX exporter of the onnxruntime figures; ~10x faster than
 #   dynamo), LANES (2: retrainings side by side), PLOTS (OUT/plots: where the figures go).
@@ -79,7 +79,7 @@ sample() {  # dir, extra sample flags...
   if [[ ! -f "$dir/chosen_genotype.json" ]]; then
     log "sample $dir"
     # shellcheck disable=SC2086
-    $SQ sample --search "$dir" --n "$N" --lut "$LUT" --calib-batches "$CALIB" --val-limit "$VAL_LIMIT" \
+    $SQ sample --search "$dir" --n "$N" --lut "$LUT" --bn-batches "$CALIB" --val-limit "$VAL_LIMIT" \
       --val-size $SIZE --device "$DEVICE" --workers 1 --no-progress "$@" >> "$dir.log" 2>&1
   fi
 }

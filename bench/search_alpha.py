@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from squeezenas.cost.tables import mac_table
-from squeezenas.search import CostModel, SearchConfig, search
+from squeezenas.search import SearchConfig, run_search
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     table = mac_table("small", tuple(args.crop), num_classes=8)
-    e_ref = CostModel.from_table(table).e_ref
+    e_ref = table.e_ref
     base = dict(space="small", dataset="synthetic", data_options={"num_samples": 64, "size": tuple(args.crop)},
                 crop=tuple(args.crop), scale=(1.0, 1.0), batch_size=args.batch_size, epochs=args.epochs,
                 steps_per_epoch=args.steps, workers=0, theta_lr=args.theta_lr, prune_threshold=0.0, device="cpu",
@@ -43,7 +43,7 @@ def main() -> None:
     for name, extra in runs:
         folder = out / name.replace("×", "x").replace("=", "_")
         shutil.rmtree(folder, ignore_errors=True)
-        r = search(SearchConfig(**base, **extra, out=str(folder)), table, heatmap=False)
+        r = run_search(SearchConfig(**base, **extra, out=str(folder)), table)
         rows.append({"run": name, "alpha": r.alpha, "target_gmacs": r.target, "expected_gmacs": r.expected_cost,
                      "argmax_gmacs": r.predicted_cost, "expected_over_mean": r.expected_cost / e_ref,
                      "ce_last_epoch": r.history[-1]["ce"], "lam_total": r.lam_total})

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from squeezenas.cost.tables import mac_table
-from squeezenas.search import SearchConfig, search
+from squeezenas.search import SearchConfig, run_search
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
                            steps_per_epoch=args.steps, workers=0, theta_lr=args.theta_lr, alpha=args.alpha,
                            prune_threshold=threshold, device=args.device, progress=False, tensorboard=False,
                            out=str(out / name))
-        r = search(cfg, table, heatmap=False)
+        r = run_search(cfg, table)
         runs[name] = {"seconds": sum(h["seconds"] for h in r.history),
                       "epochs": [{k: h[k] for k in ("epoch", "seconds_per_step", "alive_fraction", "pruned")}
                                  for h in r.history],

@@ -34,7 +34,7 @@ def run(method: str, cost: CostModel, frac: float, steps: int, lr: float, noise:
         ki: float = 0.2, kp: float = 1.0, seed: int = 0) -> float:
     g = torch.Generator().manual_seed(seed)
     alive = torch.ones(20, 13, dtype=torch.bool)
-    lo, hi = cost.bounds(alive)
+    lo, hi = cost.table.bounds(alive)
     target = lo + frac * (hi - lo)
     benefit = pull * torch.log(cost.matrix + 0.05)
     theta = torch.zeros(20, 13, requires_grad=True)

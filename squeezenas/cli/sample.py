@@ -1,57 +1,57 @@
 """Sample architectures from a finished search, score them through the supernet, choose one on the Pareto front.
 
 Draws --n distinct architectures from the learned distribution, estimates each one's validation mIoU through
-its path of the supernet (BatchNorm recalibrated per path), costs it (MACs; latency with a lookup table), and
-writes SEARCH/pareto.json, SEARCH/pareto.png and the chosen genotype (--out, default SEARCH/chosen_genotype.json):
-the most accurate front architecture within the budget, or without a budget the front's knee (--select).
+its path of the supernet (BatchNorm statistics re-estimated per path), costs it (MACs; latency with a lookup
+table), and writes SEARCH/pareto.json, SEARCH/pareto.png and the chosen genotype (--out, default
+SEARCH/chosen_genotype.json): the most accurate front architecture within the budget, or without a budget the
+front's knee (--select).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from squeezenas.search.sample import SELECT_RULES
+from squeezenas.cli.options import add_config_options, config_file_option, overrides_from
+from squeezenas.search.config import SampleConfig
+from squeezenas.utils.config import resolve_config
+
+COST_LABELS = {"gmacs": "GMACs", "latency_ms": "latency (ms)"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--search", required=True, metavar="DIR", help="a search folder (squeezenas search --out)")
-    p.add_argument("--n", type=int, default=200, help="distinct architectures to sample (default 200)")
+    config_file_option(p, SampleConfig)
+    add_config_options(p, SampleConfig, skip=("budget", "budget_kind"))
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-ms", type=float, help="latency budget (calibrated ms; needs a latency table)")
     budget.add_argument("--budget-gmacs", type=float, help="MAC budget (GMACs at the search's deployment size)")
-    p.add_argument("--lut", help="latency lookup table to cost the samples with (default: the search's, if latency)")
-    p.add_argument("--calib-batches", type=int, default=8, help="training batches to recalibrate BatchNorm per path")
-    p.add_argument("--split", default="val", help="split to score on (default val)")
-    p.add_argument("--val-limit", type=int, help="score on the first N images only (faster, noisier)")
-    p.add_argument("--val-size", type=int, nargs=2, metavar=("H", "W"), help="run the paths at H W (scored at full resolution)")
-    p.add_argument("--select", choices=SELECT_RULES, default="knee",
-                   help="without a budget: the front's knee (default) or its most accurate point")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers for the validation split")
-    p.add_argument("--out", help="where to write the chosen genotype (default SEARCH/chosen_genotype.json)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    p.add_argument("--calib-batches", type=int, dest="bn_batches", help=argparse.SUPPRESS)  # the old name of --bn-batches
+
+
+def resolve_sample_config(args: argparse.Namespace) -> SampleConfig:
+    """Defaults ← --config ← the options given; --budget-ms / --budget-gmacs set the budget and its kind."""
+    given = overrides_from(args)
+    for kind in ("ms", "gmacs"):
+        value = given.pop(f"budget_{kind}", None)
+        if value is not None:
+            given.update(budget=value, budget_kind=kind)
+    return resolve_config(SampleConfig, given, getattr(args, "config", None))
 
 
 def run(args: argparse.Namespace) -> int:
     from squeezenas.search.sample import sample_and_select
+    from squeezenas.viz.search_plots import pareto_plot
 
-    lut = None
-    if args.lut:
-        from squeezenas.cost.lut import load_lut
-
-        lut = load_lut(args.lut, warn_device=True)
-    budget = args.budget_ms if args.budget_ms is not None else args.budget_gmacs
-    kind = "ms" if args.budget_ms is not None else ("gmacs" if args.budget_gmacs is not None else None)
-    r = sample_and_select(args.search, args.n, budget=budget, budget_kind=kind, lut=lut,
-                          calib_batches=args.calib_batches, split=args.split, val_limit=args.val_limit,
-                          val_size=tuple(args.val_size) if args.val_size else None, rule=args.select, seed=args.seed,
-                          device=args.device, workers=args.workers, out=args.out, progress=args.progress)
+    r = sample_and_select(resolve_sample_config(args))
+    plot = pareto_plot(
+        r.samples, r.search / "pareto.png", cost_key=r.cost_key, cost_label=COST_LABELS[r.cost_key],
+        chosen=r.chosen, budget=r.budget, most_likely=next((s for s in r.samples if s["most_probable"]), None),
+        title=f"{len(r.samples)} architectures sampled from {r.search.name} ({r.chosen_genotype.macro_name}, "
+              f"{r.size[0]}×{r.size[1]})")
     front = sum(s["on_front"] for s in r.samples)
     c = r.chosen
     print(f"{len(r.samples)} architectures scored in {r.seconds:.1f} s, {front} on the Pareto front "
           f"({r.cost_key}); chosen: mIoU {100 * c['miou']:.2f}% (supernet estimate), {c['gmacs']:.4g} GMACs"
           + (f", {c['latency_ms']:.4g} ms" if "latency_ms" in c else ""))
-    print(f"wrote {r.paths['genotype']}, {r.paths['pareto.json']}" + (f", {r.paths['pareto.png']}" if "pareto.png" in r.paths else ""))
+    print(f"wrote {r.paths['genotype']}, {r.paths['pareto.json']}, {plot}")
     print(f"next: squeezenas train --model {r.paths['genotype']}")
     return 0

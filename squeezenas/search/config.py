@@ -1,27 +1,30 @@
-"""The search command's config: one frozen dataclass, loadable from YAML, overridable from the command line."""
+"""The configs of the search step and of the sample step: one frozen dataclass each, loadable from YAML,
+overridable from the command line (the options are generated from the fields and their comments)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+import torch
+
+from squeezenas.engine.config import DataFields, RunFields, check_fields, positive
+from squeezenas.search.pareto import SELECT_RULES
 from squeezenas.utils.config import ConfigError
 
 COSTS = ("mac", "latency")
 TARGET_MODES = ("equal", "max")
-DEVICES = ("auto", "cpu", "cuda")
+BUDGET_KINDS = ("ms", "gmacs")
 DEFAULT_ALPHA = 0.5
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """Everything a search depends on; written to ``out/config.json`` and into every checkpoint."""
+class SearchConfig(DataFields, RunFields):
+    """Everything a search depends on; written to ``out/config.json`` and into every checkpoint.
+    ``dataset``, ``data_root``, ``data_options``: ``DataFields``; ``device``, ``progress``: ``RunFields``."""
 
     # what to search, on what
     space: str = "small"  # a registered macro-architecture (small, large, xlarge) or a YAML/JSON file
     dataset: str = "synthetic"  # a registered dataset: camvid, cityscapes, folder, synthetic
-    data_root: str | None = None  # the dataset's folder (not needed for synthetic)
-    data_options: dict[str, Any] = field(default_factory=dict)  # extra dataset arguments (synthetic: num_samples, size)
     train_split: str = "train"  # the search trains weights and θ on this split (never on val)
     limit_train: int | None = None  # use only the first N training samples (quick trials)
     out: str = "runs/search"  # run folder: config.json, checkpoint.pt, log.csv, theta.json, genotype.json, tb/
@@ -50,19 +53,17 @@ class SearchConfig:
     temperature_start: float = 5.0  # Gumbel-softmax temperature at the first θ-step ...
     temperature_end: float = 1.0  # ... and at the last, exponential in between
     # FBNet-style alternating updates: weights on (1 - holdout) of the training split, θ on the held-out rest
-    alternate: bool = False
-    holdout: float = 0.2
+    alternate: bool = False  # weights on the training part, θ on a held-out part, alternately
+    holdout: float = 0.2  # the held-out fraction of the training split for θ (with ``alternate``)
     # early stopping of candidates (paper §4.2)
     prune_threshold: float = 0.005  # remove candidates with probability below this (0: never prune)
     prune_every: int = 0  # check every N steps; 0: after every epoch
     # hardware and run management
-    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
     fused: bool = True  # the supernet's fused mixture (same result as candidate by candidate, faster)
     channels_last: bool = True  # NHWC supernet and batches: CPU depthwise convs run 5-10x faster (docs/SUPERNET.md)
     seed: int = 0
     log_every: int = 10  # TensorBoard scalars every N steps
-    progress: bool = True  # tqdm progress bars
-    tensorboard: bool = True
+    tensorboard: bool = True  # TensorBoard logs in out/tb
 
     def __post_init__(self) -> None:
         check_search_config(self)
@@ -80,27 +81,26 @@ class SearchConfig:
         """The weights' learning rate: ``lr`` or the paper's 0.05 at batch 16, scaled linearly."""
         return self.lr if self.lr is not None else 0.05 * self.batch_size / 16
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """Of the supernet and its batches."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
 
 def check_search_config(cfg: SearchConfig) -> None:
     """Value checks that need no files; the messages name the field."""
+    check_fields(cfg)
     if cfg.cost not in COSTS:
         raise ConfigError(f"cost must be one of {', '.join(COSTS)}, got {cfg.cost!r}")
     if cfg.target_mode not in TARGET_MODES:
         raise ConfigError(f"target_mode must be one of {', '.join(TARGET_MODES)}, got {cfg.target_mode!r}")
-    if cfg.device not in DEVICES and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
-    for name in ("epochs", "batch_size", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
-    for name in ("workers", "warmup_epochs", "prune_every"):
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("epochs", "batch_size", "log_every", "steps_per_epoch", "limit_train"):
+        positive(name, getattr(cfg, name))
+    for name in ("warmup_epochs", "prune_every"):
+        positive(name, getattr(cfg, name), allow_zero=True)
     if cfg.warmup_epochs >= cfg.epochs:
         raise ConfigError(f"warmup_epochs ({cfg.warmup_epochs}) must be fewer than epochs ({cfg.epochs}): "
                           "θ would never be trained")
-    for name in ("steps_per_epoch", "limit_train"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
     if cfg.batch_size < 2:
         raise ConfigError("batch_size must be at least 2 (BatchNorm needs more than one sample)")
     if (cfg.lr is not None and cfg.lr <= 0) or cfg.theta_lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
@@ -119,11 +119,36 @@ def check_search_config(cfg: SearchConfig) -> None:
         raise ConfigError(f"holdout must lie in (0, 1), got {cfg.holdout}")
     if not 0 <= cfg.prune_threshold < 1:
         raise ConfigError(f"prune_threshold must lie in [0, 1), got {cfg.prune_threshold}")
-    for name in ("crop", "size"):
-        v = getattr(cfg, name)
-        if v is not None and (len(v) != 2 or min(v) < 1):
-            raise ConfigError(f"{name} must be (H, W) of two positive integers, got {v}")
-    if not 0 < cfg.scale[0] <= cfg.scale[1]:
-        raise ConfigError(f"scale must be (low, high) with 0 < low <= high, got {cfg.scale}")
-    if not isinstance(cfg.data_options, dict):
-        raise ConfigError(f"data_options must be a mapping, got {cfg.data_options!r}")
+
+
+@dataclass(frozen=True)
+class SampleConfig(RunFields):
+    """The sample step: which search to sample from, how to score and cost the samples, how to choose.
+    ``device``, ``progress``: ``RunFields``; the data and the deployment size are the search's."""
+
+    search: str = ""  # a search folder (squeezenas search --out)
+    n: int = 200  # distinct architectures to sample
+    budget: float | None = None  # choose the most accurate front architecture whose cost fits this
+    budget_kind: str | None = None  # the front's cost axis: "ms" (calibrated latency) or "gmacs"; None: the search's
+    lut: str | None = None  # latency lookup table to cost the samples with (default: the search's, if latency)
+    bn_batches: int = 8  # training batches on which each path's BatchNorm statistics are re-estimated
+    split: str = "val"  # split to score on
+    val_limit: int | None = None  # score on the first N images only (faster, noisier)
+    val_size: tuple[int, int] | None = None  # run the paths at (H, W); scored at full resolution
+    select: str = "knee"  # without a budget: the front's knee, or its most accurate point ("best")
+    seed: int = 0  # of the draws and of the BatchNorm batches
+    workers: int = 2  # DataLoader workers for the validation split
+    out: str | None = None  # where to write the chosen genotype (default SEARCH/chosen_genotype.json)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.search:
+            raise ConfigError("search: name the search folder to sample from (--search DIR)")
+        for name in ("n", "bn_batches", "val_limit"):
+            positive(name, getattr(self, name))
+        if self.budget_kind not in (None, *BUDGET_KINDS):
+            raise ConfigError(f"budget kind must be 'ms' or 'gmacs', got {self.budget_kind!r}")
+        if self.budget is not None and self.budget <= 0:
+            raise ConfigError(f"budget must be positive, got {self.budget}")
+        if self.select not in SELECT_RULES:
+            raise ConfigError(f"select must be one of {', '.join(SELECT_RULES)}, got {self.select!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,15 +45,39 @@ def mac_small():
     return mac_table("small", (64, 128), num_classes=8)
 
 
+def parse(command: str, argv: list[str]) -> argparse.Namespace:
+    """The options of one subcommand (``squeezenas.cli.<command>``) parsed alone."""
+    module = importlib.import_module(f"squeezenas.cli.{command}")
+    p = argparse.ArgumentParser(prog=f"squeezenas {command}")
+    module.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def run_command(command: str, argv: list[str]) -> int:
+    """``squeezenas COMMAND ARGV...`` through that subcommand's module."""
+    return importlib.import_module(f"squeezenas.cli.{command}").run(parse(command, argv))
+
+
+@pytest.fixture(name="parse")
+def parse_fixture():
+    """The ``parse(command, argv)`` function."""
+    return parse
+
+
+@pytest.fixture(name="run_command")
+def run_command_fixture():
+    """The ``run_command(command, argv)`` function."""
+    return run_command
+
+
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory) -> Path:
     """One finished search through the command line: 3 epochs × 2 steps, pruning at p < 0.07 (uniform is 1/13)."""
-    from squeezenas.cli.main import main
-
     out = tmp_path_factory.mktemp("search") / "run"
-    rc = main(["search", "--space", "small", "--dataset", "synthetic", "--data-option", "num_samples=8",
-               "--data-option", "size=[64,128]", "--crop", "64", "128", "--scale", "1", "1", "--batch-size", "2",
-               "--epochs", "3", "--steps-per-epoch", "2", "--workers", "0", "--theta-lr", "0.1", "--alpha", "2",
-               "--prune-threshold", "0.07", "--no-progress", "--out", str(out)])
+    rc = run_command("search", [
+        "--space", "small", "--dataset", "synthetic", "--data-option", "num_samples=8", "--data-option",
+        "size=[64,128]", "--crop", "64", "128", "--scale", "1", "1", "--batch-size", "2", "--epochs", "3",
+        "--steps-per-epoch", "2", "--workers", "0", "--theta-lr", "0.1", "--alpha", "2", "--prune-threshold", "0.07",
+        "--no-progress", "--out", str(out)])
     assert rc == 0
     return out

@@ -1,38 +1,28 @@
-"""Sampling from the learned distribution, BatchNorm recalibration, the Pareto front and the choice."""
+"""Sampling from the learned distribution, and the sample step on a tiny search: costs, front, choice, files."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
-from torch import nn
 
-from squeezenas.search.sample import (
-    knee_index, pareto_front, recalibrate_bn, sample_and_select, sample_genotypes, select,
-)
+from squeezenas.cost.tables import CostTable, CostTableError
+from squeezenas.search.config import SampleConfig
+from squeezenas.search.sample import sample_and_select, sample_genotypes
 from squeezenas.space.genotype import load_genotype
-from squeezenas.space.macro import get_macro
+from squeezenas.space.macro import get_space
+from squeezenas.utils.config import ConfigError
 
 
-def test_pareto_front_minimises_cost_and_maximises_score():
-    costs = [1.0, 2.0, 2.0, 3.0, 4.0, 0.5]
-    scores = [0.5, 0.6, 0.4, 0.55, 0.7, 0.1]
-    assert pareto_front(costs, scores) == [True, True, False, False, True, True]
-
-
-def test_selection_with_and_without_budget():
-    samples = [{"c": c, "miou": m, "on_front": f} for c, m, f in
-               zip([1, 2, 3, 4, 5], [0.2, 0.5, 0.6, 0.62, 0.63], [True] * 5)]
-    assert select(samples, "c", budget=3.5) == 2
-    assert select(samples, "c", rule="best") == 4
-    assert select(samples, "c") == knee_index([1, 2, 3, 4, 5], [0.2, 0.5, 0.6, 0.62, 0.63]) == 1
-    with pytest.raises(ValueError, match="budget"):
-        select(samples, "c", budget=0.5)
+def _config(search, **overrides) -> SampleConfig:
+    return SampleConfig(**{"search": str(search), "n": 5, "bn_batches": 1, "val_limit": 2, "device": "cpu",
+                           "workers": 0, "progress": False, **overrides})
 
 
 def test_sampling_is_distinct_seeded_and_never_draws_pruned_candidates():
-    macro = get_macro("small")
+    macro = get_space("small")
     p = torch.full((20, 13), 1 / 12)
     p[:, 0] = 0.0  # "pruned" everywhere
     a = sample_genotypes(p, macro, 30, seed=3)
@@ -44,35 +34,61 @@ def test_sampling_is_distinct_seeded_and_never_draws_pruned_candidates():
     assert len(sample_genotypes(one_hot, macro, 10, seed=0)) == 1  # only one architecture exists
 
 
-def test_bn_recalibration_is_a_cumulative_average():
-    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, momentum=0.1))
-    net[1].running_mean.fill_(100.0)
-    batches = [torch.randn(2, 3, 4, 4) + k for k in range(3)]
-    recalibrate_bn(net, batches, "cpu")
-    with torch.no_grad():
-        means = torch.stack([net[0](b).mean(dim=(0, 2, 3)) for b in batches])
-    assert torch.allclose(net[1].running_mean, means.mean(0), atol=1e-5)
-    assert net[1].momentum == 0.1 and not net.training
+def test_sample_config_checks():
+    with pytest.raises(ConfigError, match="search folder"):
+        SampleConfig()
+    with pytest.raises(ConfigError, match="budget kind"):
+        SampleConfig(search="s", budget_kind="joules")
+    with pytest.raises(ConfigError, match="select"):
+        SampleConfig(search="s", select="worst")
+    with pytest.raises(ConfigError, match="bn_batches"):
+        SampleConfig(search="s", bn_batches=0)
 
 
 def test_sample_and_select_on_a_tiny_search(tiny_search):
-    r = sample_and_select(tiny_search, n=5, calib_batches=1, val_limit=2, device="cpu", workers=0, progress=False)
+    r = sample_and_select(_config(tiny_search))
     report = json.loads((tiny_search / "pareto.json").read_text())
-    assert 5 <= report["n_scored"] <= 6 and report["cost_key"] == "gmacs"
+    assert 5 <= report["n_scored"] <= 6 and report["cost_key"] == "gmacs" == r.cost_key
     assert any(s["most_probable"] for s in report["samples"])
     for s in report["samples"]:
         assert 0 <= s["miou"] <= 1 and s["gmacs"] > 0 and isinstance(s["on_front"], bool)
     assert report["chosen"]["on_front"]
-    assert (tiny_search / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert r.search == tiny_search and r.size == (64, 128) and report["size"] == [64, 128]
     chosen = load_genotype(tiny_search / "chosen_genotype.json")
     assert list(chosen.ops) == r.chosen["genotype"]
     # with a budget: the most accurate sample that fits; cached scores make the rerun cheap
     lines = (tiny_search / "sample_cache.jsonl").read_text().count("\n")
     budget = sorted(s["gmacs"] for s in report["samples"])[2]
-    r2 = sample_and_select(tiny_search, n=5, budget=budget, budget_kind="gmacs", calib_batches=1, val_limit=2,
-                           device="cpu", workers=0, progress=False, plot=False)
+    r2 = sample_and_select(_config(tiny_search, budget=budget, budget_kind="gmacs"))
     fits = [s for s in r2.samples if s["gmacs"] <= budget]
     assert r2.chosen["gmacs"] <= budget and r2.chosen["miou"] == max(s["miou"] for s in fits)
     assert (tiny_search / "sample_cache.jsonl").read_text().count("\n") == lines
     with pytest.raises(ValueError, match="latency table"):
-        sample_and_select(tiny_search, n=2, budget=1.0, budget_kind="ms", device="cpu", progress=False)
+        sample_and_select(_config(tiny_search, n=2, budget=1.0, budget_kind="ms"))
+
+
+def _latency_table(size: tuple[int, int]) -> CostTable:
+    macro = get_space("small")
+    return CostTable(kind="latency", unit="ms", macro=macro, input_size=size, candidates=macro.candidates,
+                     table=[[1.0] * 13 for _ in range(20)], fixed={"stem": 0.5})
+
+
+def test_a_latency_table_of_another_resolution_is_an_error(tiny_search, tmp_path):
+    """The search's deployment size is 64×128: a table built at 32×64 would cost other networks."""
+    path = tmp_path / "lut_32x64.json"
+    _latency_table((32, 64)).save(path)
+    with pytest.raises(CostTableError, match=re.escape(f"{path} was built at 32×64, not 64×128")):
+        sample_and_select(_config(tiny_search, lut=str(path), n=2))
+    with pytest.raises(CostTableError, match="32×64, not 64×128"):
+        sample_and_select(_config(tiny_search, n=2), lut=_latency_table((32, 64)))
+
+
+def test_a_custom_scorer_and_a_latency_table(tiny_search, tmp_path):
+    path = tmp_path / "lut.json"
+    _latency_table((64, 128)).save(path)
+    r = sample_and_select(_config(tiny_search, lut=str(path), n=4, budget=30.0, budget_kind="ms",
+                                  out=str(tmp_path / "chosen.json")),
+                          scorer=lambda g: {"miou": g.ops.count("skip") / 20, "pixel_accuracy": 0.0})
+    assert r.cost_key == "latency_ms" and all(s["latency_ms"] == pytest.approx(20.5) for s in r.samples)
+    assert r.chosen["miou"] == max(s["miou"] for s in r.samples)
+    assert load_genotype(tmp_path / "chosen.json").ops == r.chosen_genotype.ops

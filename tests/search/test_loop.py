@@ -10,18 +10,10 @@ import pytest
 import torch
 
 from squeezenas.models.builder import build_model
-from squeezenas.search.search import build_cost_table, lr_at, search, temperature_at
+from squeezenas.search.loop import run_search
 from squeezenas.space.genotype import load_genotype
 from squeezenas.utils.config import ConfigError
 from squeezenas.utils.io import safe_torch_load
-
-
-def test_temperature_is_exponential_from_start_to_end():
-    ts = [temperature_at(s, 11, 5.0, 1.0) for s in range(11)]
-    assert ts[0] == pytest.approx(5.0) and ts[-1] == pytest.approx(1.0)
-    ratios = [b / a for a, b in zip(ts, ts[1:])]
-    assert all(r == pytest.approx(0.2 ** 0.1) for r in ratios)
-    assert lr_at(0, 10, 0.05) == pytest.approx(0.05) and lr_at(10, 10, 0.05) == pytest.approx(0.0)
 
 
 def test_tiny_search_end_to_end(tiny_search):
@@ -34,7 +26,7 @@ def test_tiny_search_end_to_end(tiny_search):
     assert [e["epoch"] for e in theta["epochs"]] == [0, 1, 2, 3]
     p = torch.tensor(theta["epochs"][-1]["probabilities"])
     assert p.shape == (20, 13) and torch.allclose(p.sum(1), torch.ones(20), atol=1e-4)
-    assert (tiny_search / "theta_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_search / "theta_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn by the command
     rows = list(csv.DictReader((tiny_search / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and all(float(r["seconds"]) > 0 for r in rows)
     ckpt = safe_torch_load(tiny_search / "checkpoint.pt")  # weights_only
@@ -69,15 +61,18 @@ def _final_state(out):
 
 def test_resumed_search_equals_uninterrupted(tmp_path, mac_small, tiny_config):
     kw = dict(crop=(32, 64), epochs=2, steps_per_epoch=2, prune_threshold=0.07, alpha=2.0)
-    full = search(tiny_config(tmp_path / "full", **kw), mac_small, heatmap=False)
-    first = search(tiny_config(tmp_path / "cut", **kw), mac_small, stop_after=1)
+    full = run_search(tiny_config(tmp_path / "full", **kw), mac_small)
+    first = run_search(tiny_config(tmp_path / "cut", **kw), mac_small, stop_after=1)
     assert not first.finished and first.epochs == 1 and first.pruned  # pruned before the cut
     with pytest.raises(FileExistsError):
-        search(tiny_config(tmp_path / "cut", **kw), mac_small)
+        run_search(tiny_config(tmp_path / "cut", **kw), mac_small)
     with pytest.raises(ConfigError, match="alpha"):
-        search(tiny_config(tmp_path / "cut", **{**kw, "alpha": 1.0}), mac_small, resume=True)
-    resumed = search(tiny_config(tmp_path / "cut", **kw), mac_small, resume=True, heatmap=False)
+        run_search(tiny_config(tmp_path / "cut", **{**kw, "alpha": 1.0}), mac_small, resume=True)
+    resumed = run_search(tiny_config(tmp_path / "cut", **kw), mac_small, resume=True)
     assert resumed.finished and resumed.genotype == full.genotype and full.pruned == resumed.pruned
+    theta = json.loads((tmp_path / "cut" / "theta.json").read_text())["epochs"]
+    assert resumed.theta_history == theta and [e["epoch"] for e in theta] == [0, 1, 2]
+    assert not (tmp_path / "full" / "theta_heatmap.png").exists()  # the library draws nothing
     a, ha = _final_state(tmp_path / "full")
     b, hb = _final_state(tmp_path / "cut")
     assert a.keys() == b.keys()
@@ -90,8 +85,8 @@ def test_resumed_search_equals_uninterrupted(tmp_path, mac_small, tiny_config):
 
 def test_large_alpha_gives_a_cheaper_distribution(tmp_path, mac_small, tiny_config):
     kw = dict(crop=(32, 64), epochs=1, steps_per_epoch=4)
-    free = search(tiny_config(tmp_path / "a0", alpha=0.0, **kw), mac_small, heatmap=False)
-    costly = search(tiny_config(tmp_path / "a50", alpha=50.0, **kw), mac_small, heatmap=False)
+    free = run_search(tiny_config(tmp_path / "a0", alpha=0.0, **kw), mac_small)
+    costly = run_search(tiny_config(tmp_path / "a50", alpha=50.0, **kw), mac_small)
     start = mac_small.fixed_total + float(mac_small.matrix().mean(1).sum())  # the uniform distribution's
     # with α = 50 every θ-step goes down the cost (Adam steps of 0.1); with α = 0 cost drifts with the CE only
     assert costly.expected_cost < 0.92 * start and costly.expected_cost < 0.95 * free.expected_cost
@@ -102,28 +97,10 @@ def test_large_alpha_gives_a_cheaper_distribution(tmp_path, mac_small, tiny_conf
 def test_alternating_updates_with_warmup(tmp_path, mac_small, tiny_config):
     cfg = tiny_config(tmp_path / "alt", crop=(32, 64), epochs=2, warmup_epochs=1, steps_per_epoch=2, alternate=True,
                       holdout=0.25, data_options={"num_samples": 10, "size": (64, 128)})
-    r = search(cfg, mac_small, heatmap=False)
+    r = run_search(cfg, mac_small)
     theta = json.loads((tmp_path / "alt" / "theta.json").read_text())["epochs"]
     uniform = torch.full((20, 13), 1 / 13)
     assert torch.allclose(torch.tensor(theta[1]["probabilities"]), uniform, atol=1e-6)  # θ frozen in warm-up
     assert not torch.allclose(torch.tensor(theta[2]["probabilities"]), uniform, atol=1e-3)
     assert [h["phase"] for h in r.history] == ["warmup", "search"] and r.finished
     assert math.isfinite(r.history[-1]["ce"])
-
-
-def test_command_line_config_resolution(tmp_path):
-    from squeezenas.cli.main import build_parser
-    from squeezenas.cli.search import resolve_search_config
-
-    parse = build_parser().parse_args
-    cfg = resolve_search_config(parse(["search", "--target-gmacs", "2.5", "--crop", "64", "128", "--out", str(tmp_path)]))
-    assert cfg.cost == "mac" and cfg.target == 2.5 and cfg.crop == (64, 128) and cfg.loss_alpha(1.0) == 0.0
-    cfg = resolve_search_config(parse(["search", "--target-latency", "30"]))
-    assert cfg.cost == "latency" and cfg.target == 30.0
-    with pytest.raises(ConfigError, match="lookup table"):
-        build_cost_table(cfg, 8)
-    with pytest.raises(ConfigError, match="needs --cost latency"):
-        resolve_search_config(parse(["search", "--target-latency", "30", "--cost", "mac"]))
-    (tmp_path / "config.json").write_text(json.dumps({"space": "small", "epochs": 7, "alpha": 0.25}))
-    cfg = resolve_search_config(parse(["search", "--out", str(tmp_path), "--resume", "--no-progress"]))
-    assert cfg.epochs == 7 and cfg.alpha == 0.25 and not cfg.progress  # the saved run is the base

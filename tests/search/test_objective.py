@@ -1,13 +1,23 @@
-"""The cost target: the KL projection holds the expected cost, in a cost-only toy and in a tiny real search."""
+"""What the search optimises: the schedules, and the cost target (the KL projection holds the expected cost, in a
+cost-only toy and in a tiny real search)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from squeezenas.search.search import CostModel, TargetProjector, calibrate, search, uncalibrate
-from squeezenas.space.macro import get_macro
 from squeezenas.cost.tables import CostTable
+from squeezenas.search.loop import run_search
+from squeezenas.search.objective import CostModel, TargetProjector, lr_at, temperature_at
+from squeezenas.space.macro import get_space
+
+
+def test_temperature_is_exponential_from_start_to_end():
+    ts = [temperature_at(s, 11, 5.0, 1.0) for s in range(11)]
+    assert ts[0] == pytest.approx(5.0) and ts[-1] == pytest.approx(1.0)
+    ratios = [b / a for a, b in zip(ts, ts[1:])]
+    assert all(r == pytest.approx(0.2 ** 0.1) for r in ratios)
+    assert lr_at(0, 10, 0.05) == pytest.approx(0.05) and lr_at(10, 10, 0.05) == pytest.approx(0.0)
 
 
 def _toy_table(seed: int = 0) -> CostTable:
@@ -15,7 +25,7 @@ def _toy_table(seed: int = 0) -> CostTable:
     g = torch.Generator().manual_seed(seed)
     m = torch.rand(20, 13, generator=g) * torch.linspace(0.2, 2.0, 20)[:, None]
     m[:, -1] = 0.01
-    macro = get_macro("small")
+    macro = get_space("small")
     return CostTable(kind="latency", unit="ms", macro=macro, input_size=(64, 128), candidates=macro.candidates,
                      table=m.tolist(), fixed={"stem": 0.5, "decoder": 0.5})
 
@@ -25,7 +35,7 @@ def _toy_table(seed: int = 0) -> CostTable:
 def test_projection_lands_on_the_target_in_a_cost_only_toy(pull, frac):
     table = _toy_table()
     cost = CostModel.from_table(table)
-    lo, hi = cost.bounds(torch.ones(20, 13, dtype=torch.bool))
+    lo, hi = table.bounds(torch.ones(20, 13, dtype=torch.bool))
     target = lo + frac * (hi - lo)
     theta = torch.zeros(20, 13, requires_grad=True)
     alive = torch.ones(20, 13, dtype=torch.bool)
@@ -62,8 +72,8 @@ def test_max_mode_only_caps_the_cost():
 def test_calibrated_targets_are_in_calibrated_units():
     table = _toy_table()
     table.meta["calibration"] = {"overhead_ms": 2.0, "scale": 1.5}
-    assert calibrate(table, 10.0) == pytest.approx(17.0)
-    assert uncalibrate(table, 17.0) == pytest.approx(10.0)
+    assert table.calibrate(10.0) == pytest.approx(17.0)
+    assert table.uncalibrate(17.0) == pytest.approx(10.0)
 
 
 def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
@@ -71,18 +81,18 @@ def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
     table = _toy_table()
     table.meta["calibration"] = {"overhead_ms": 2.0, "scale": 1.5}
     cost = CostModel.from_table(table)
-    target = calibrate(table, 0.8 * cost.e_ref)
+    target = table.calibrate(0.8 * cost.e_ref)
     cfg = tiny_config(tmp_path / "t", crop=(32, 64), epochs=2, steps_per_epoch=3, cost="latency", target=target,
                       target_ramp=0.5)
-    r = search(cfg, table, heatmap=False)
+    r = run_search(cfg, table)
     assert r.alpha == 0.0 and r.target == target and r.unit == "ms"
     assert r.expected_cost == pytest.approx(target, rel=0.05)
     assert r.history[-1]["expected_cost"] == pytest.approx(target, rel=0.05)
-    assert r.predicted_cost == pytest.approx(calibrate(table, table.predict(r.genotype)))
+    assert r.predicted_cost == pytest.approx(table.predict(r.genotype, calibrated=True))
     with pytest.raises(ValueError, match="cost table is a 'latency' table"):
-        search(tiny_config(tmp_path / "m"), table)
+        run_search(tiny_config(tmp_path / "m"), table)
 
 
 def test_unreachable_target_is_an_error(tmp_path, mac_small, tiny_config):
     with pytest.raises(ValueError, match="outside what the space can reach"):
-        search(tiny_config(tmp_path / "t", target=1e-6), mac_small)
+        run_search(tiny_config(tmp_path / "t", target=1e-6), mac_small)
