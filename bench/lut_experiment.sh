@@ -50,7 +50,7 @@ log="$OUT/experiment.log"
   echo "# $(date -u +%FT%TZ) $(uname -srm), load: $(cat /proc/loadavg)"
   $PY - <<'EOF'
 import json, torch, onnxruntime, numpy
-from squeezenas.cost.device import device_fingerprint
+from squeezenas.cost.timing import device_fingerprint
 print(json.dumps({"fingerprint": device_fingerprint("cpu"), "numpy": numpy.__version__}))
 EOF
 } | tee -a "$log"

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from squeezenas.cost.device import device_fingerprint
+from squeezenas.cost.timing import device_fingerprint
 from squeezenas.engine.amp import autocast
 from squeezenas.engine.train import segmentation_loss
 from squeezenas.models.resolve import resolve_model

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from squeezenas.cost.bench import benchmark
+from squeezenas.cost.benchmark import benchmark
 from squeezenas.cost.timing import TimingConfig
 from squeezenas.models import get_model_entry, list_models
 from squeezenas.utils.io import atomic_write_json

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenas.cli.common import contention, contention_args, timing_args, timing_config
+from squeezenas.cli.timing_options import contention, contention_args, timing_args, timing_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,14 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", nargs=2, type=int, default=None, metavar=("H", "W"),
                    help="input size (default: an ONNX file's own, else 1024 2048)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: the network's own)")
-    timing_args(p, min_run_time=2.0, per="network")
+    timing_args(p, per="network", min_run_time=2.0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     contention_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    from squeezenas.cost.bench import benchmark
+    from squeezenas.cost.benchmark import benchmark
 
     size = tuple(args.size) if args.size else None
     r = benchmark(args.model, size, timing_config(args), num_classes=args.num_classes, memory=not args.no_memory,

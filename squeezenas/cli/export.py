@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from squeezenas.export import export_onnx, verify_onnx
-from squeezenas.models.resolve import resolve_model
+from squeezenas.deploy import EXPORTERS, export_network
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,32 +20,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--dynamic", action="store_true",
                    help="dynamic batch, height and width (LR-ASPP networks: export from ≥ 784×784, see docs/zoo.md)")
-    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
+    p.add_argument("--exporter", choices=EXPORTERS, default="dynamo")
     p.add_argument("--tolerance", type=float, default=1e-3, help="fail if max |PyTorch − ORT| exceeds this")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def export(model_spec: str, onnx_path: str, size: tuple[int, int], *, weights: str | None = None,
-           num_classes: int | None = None, dynamic: bool = False, exporter: str = "dynamo",
-           seed: int = 0) -> dict:
-    """Export and verify; returns {"onnx", "max_abs_diff", "input_size", ...}."""
-    r = resolve_model(model_spec, weights=weights, num_classes=num_classes)
-    model = r.model.eval()
-    path = export_onnx(model, onnx_path, (1, 3, *size), dynamic=dynamic, exporter=exporter)
-    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
-    diff = verify_onnx(model, path, x)
-    return {"onnx": str(path), "model": r.name, "input_size": list(size), "dynamic": dynamic,
-            "num_classes": r.num_classes, "max_abs_diff": diff, "bytes": path.stat().st_size}
-
-
 def run(args: argparse.Namespace) -> int:
-    d = export(args.model, args.onnx, tuple(args.size), weights=args.weights, num_classes=args.num_classes,
-               dynamic=args.dynamic, exporter=args.exporter)
-    ok = d["max_abs_diff"] <= args.tolerance
-    d["verified"] = ok
+    d = export_network(args.model, args.onnx, tuple(args.size), weights=args.weights, num_classes=args.num_classes,
+                       dynamic=args.dynamic, exporter=args.exporter, tolerance=args.tolerance)
     if args.json:
         print(json.dumps(d, indent=1))
     else:
         print(f"wrote {d['onnx']} ({d['bytes'] / 1e6:.2f} MB); onnxruntime vs PyTorch max |diff| = "
-              f"{d['max_abs_diff']:.2e} ({'ok' if ok else 'ABOVE tolerance ' + str(args.tolerance)})")
-    return 0 if ok else 1
+              f"{d['max_abs_diff']:.2e} ({'ok' if d['verified'] else 'ABOVE tolerance ' + str(args.tolerance)})")
+    return 0 if d["verified"] else 1

@@ -13,8 +13,8 @@ import json
 import warnings
 from pathlib import Path
 
-from squeezenas.cli.common import contention, contention_args, statistic_arg, timing_args, timing_config
-from squeezenas.export import EXPORTERS
+from squeezenas.cli.timing_options import contention, contention_args, statistic_arg, timing_args, timing_config
+from squeezenas.cost.timing.onnx import EXPORTERS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,14 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     b = sub.add_parser("build", help="time every candidate at every position and the fixed parts")
     _space_args(b)
-    timing_args(b, min_run_time=0.5, per="part")
+    timing_args(b, per="part")
     b.add_argument("--context", choices=("auto", "alone", "adapter"), default="auto",
                    help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
                         "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
-    _rounds_arg(b, "part")
-    contention_args(b)
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    _measuring_args(b, "part")
     b.set_defaults(_lut=_build)
 
     c = sub.add_parser("check", help="predicted vs measured latency of networks spanning the table's range")
@@ -44,9 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of sampling per network (default: the table's)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
-    _rounds_arg(c, "network")
-    contention_args(c)
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    _measuring_args(c, "network")
     c.set_defaults(_lut=_check)
 
     e = sub.add_parser("export", help="write an ONNX bundle to time on a device without squeezenas")
@@ -73,10 +69,13 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int, default=19, help="classes of the decoder (its cost depends on them)")
 
 
-def _rounds_arg(p: argparse.ArgumentParser, what: str) -> None:
+def _measuring_args(p: argparse.ArgumentParser, what: str) -> None:
+    """Rounds, re-measuring under contention and the progress bar (build and check)."""
     p.add_argument("--rounds", type=int, default=1,
                    help=f"time every {what} this many times, round-robin, and keep the median round (the fastest with "
                         "--statistic min): a machine whose speed wanders then spoils one round, not the figure")
+    contention_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,13 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from squeezenas.cost.lut import build_lut, partial_path
-    from squeezenas.space.macro import load_macro
+    from squeezenas.cost.lut.build import build_lut, partial_path
 
     if partial_path(args.out).is_file():
         print(f"resuming from {partial_path(args.out)}")
-    table = build_lut(load_macro(args.space), tuple(args.size), timing_config(args), num_classes=args.num_classes,
-                      out=args.out, progress=not args.quiet, context=None if args.context == "auto" else args.context,
+    table = build_lut(args.space, tuple(args.size), timing_config(args), num_classes=args.num_classes, out=args.out,
+                      progress=not args.quiet, context=None if args.context == "auto" else args.context,
                       rounds=args.rounds, **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
@@ -101,35 +99,21 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    import dataclasses
+    from squeezenas.cost.lut.check import check_lut_file
 
-    from squeezenas.cost.lut import check_lut, load_lut, table_config
-
-    table = load_lut(args.lut)
-    config = table_config(table)
-    if args.min_run_time is not None:
-        config = dataclasses.replace(config, min_run_time=args.min_run_time,
-                                     max_run_time=max(config.max_run_time, args.min_run_time))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = check_lut(table, args.samples, args.seed, calibrate=args.calibrate, config=config,
-                           progress=not (args.quiet or args.json), rounds=args.rounds, **contention(args))
-    if not args.json:  # with --json the differences are in the report ("fingerprint_differences")
-        for w in caught:
-            print(f"warning: {w.message}", flush=True)
-    report["table"] = str(args.lut)
-    if args.calibrate:
-        table.save(args.lut)  # atomic
-    if args.out:
-        from squeezenas.utils.io import atomic_write_json
-
-        atomic_write_json(args.out, report)
-    if args.json:
+        report = check_lut_file(args.lut, args.samples, args.seed, calibrate=args.calibrate,
+                                min_run_time=args.min_run_time, out=args.out, progress=not (args.quiet or args.json),
+                                rounds=args.rounds, **contention(args))
+    if args.json:  # the fingerprint differences are in the report ("fingerprint_differences")
         print(json.dumps(report, indent=1))
         return 0
+    for w in caught:
+        print(f"warning: {w.message}", flush=True)
     print_report(report)
     if args.calibrate:
-        c = table.calibration
+        c = report["calibration_fit"]
         print(f"stored calibration in {args.lut}: overhead {c['overhead_ms']:.3f} ms, scale {c['scale']:.4f}")
     return 0
 
@@ -168,10 +152,9 @@ def print_report(report: dict) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from squeezenas.cost.bundle import export_bundle
-    from squeezenas.space.macro import load_macro
+    from squeezenas.cost.bundle.export import export_bundle
 
-    manifest = export_bundle(load_macro(args.space), tuple(args.size), args.out, num_classes=args.num_classes,
+    manifest = export_bundle(args.space, tuple(args.size), args.out, num_classes=args.num_classes,
                              networks=args.networks, seed=args.seed, exporter=args.onnx_exporter,
                              progress=not args.quiet)
     m = json.loads(manifest.read_text())
@@ -181,7 +164,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from squeezenas.cost.bundle import import_results
+    from squeezenas.cost.bundle.export import import_results
 
     table, report = import_results(args.results, args.out, calibrate=not args.no_calibrate, statistic=args.statistic)
     if args.json:

@@ -36,11 +36,6 @@ class CostReport:
     def gmacs(self) -> float:
         return self.macs / 1e9
 
-    def position_macs(self, num_positions: int) -> list[int]:
-        """MACs of every searched position, in order (0 where the position holds no convolution)."""
-        n = num_positions
-        return [self.parts.get(f"position.{i}", {}).get("macs", 0) for i in range(n)]
-
     def to_dict(self) -> dict:
         return {
             "input_size": list(self.input_size), "macs": self.macs, "gmacs": round(self.gmacs, 4),
@@ -74,14 +69,14 @@ def conv_macs(conv: nn.Conv2d, out_shape: tuple[int, ...]) -> int:
 
 
 @torch.no_grad()
-def count_costs(model: nn.Module, input_size: tuple[int, int], on_meta: bool = True) -> CostReport:
-    """Trace one batch-1 forward at ``input_size`` (H, W) and count every convolution.
+def count_convs(module: nn.Module, input_shape: tuple[int, ...], on_meta: bool = True) -> list[LayerCost]:
+    """Trace one forward on zeros of ``input_shape`` (N, C, H, W) and count every convolution, in call order.
 
-    With ``on_meta`` the network runs on a copy on the meta device, so counting a 20-GMAC network is instant
+    With ``on_meta`` the module runs on a copy on the meta device, so counting a 20-GMAC network is instant
     and the weights are not touched.
     """
-    net = copy.deepcopy(model).to("meta") if on_meta else model
-    device = torch.device("meta") if on_meta else next(model.parameters()).device
+    net = copy.deepcopy(module).to("meta") if on_meta else module
+    device = torch.device("meta") if on_meta else next(module.parameters()).device
     layers: list[LayerCost] = []
     hooks = []
     for name, mod in net.named_modules():
@@ -96,11 +91,18 @@ def count_costs(model: nn.Module, input_size: tuple[int, int], on_meta: bool = T
     was_training = net.training
     net.eval()
     try:
-        net(torch.zeros(1, 3, *input_size, device=device))
+        net(torch.zeros(*input_shape, device=device))
     finally:
         for h in hooks:
             h.remove()
         net.train(was_training)
+    return layers
+
+
+def count_costs(model: nn.Module, input_size: tuple[int, int], on_meta: bool = True) -> CostReport:
+    """Count every convolution of one batch-1 forward at ``input_size`` (H, W) (``count_convs``), in total and
+    by part of the network."""
+    layers = count_convs(model, (1, 3, *input_size), on_meta)
     parts: dict[str, dict[str, int]] = {}
     for l in layers:
         parts.setdefault(part_of(l.name), {"macs": 0, "params": 0})["macs"] += l.macs

@@ -1,6 +1,6 @@
 """Cost tables: the cost of every candidate at every position plus the fixed parts, so that
 predicted(network) = fixed + Σ_positions table[i][op_i]. MAC tables are computed; latency tables are measured
-(cost/lut.py) and share this structure."""
+(cost/lut/) and share this structure."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from squeezenas.cost.counting import conv_macs, count_costs
+from squeezenas.cost.counting import count_convs, count_costs
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
-from squeezenas.space.macro import MACROS, MacroArch
+from squeezenas.space.macro import MacroArch, get_space
 from squeezenas.utils.io import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -66,9 +65,34 @@ class CostTable:
         return self.meta.get("calibration")
 
     def calibrate(self, raw: float) -> float:
-        """Map a raw sum to the calibrated prediction (identity without a calibration)."""
+        """Map a raw sum to the calibrated prediction (identity without a calibration). Linear, so it maps
+        expected costs too."""
         c = self.calibration
         return raw if not c else float(c["overhead_ms"]) + float(c["scale"]) * raw
+
+    def uncalibrate(self, value: float) -> float:
+        """Inverse of ``calibrate``: a cost in the reporting unit (e.g. a target in ms) as a raw table sum."""
+        c = self.calibration
+        return value if not c else (value - float(c["overhead_ms"])) / float(c["scale"])
+
+    @property
+    def e_ref(self) -> float:
+        """Raw expected cost of the uniform distribution over every position's candidates, fixed parts included:
+        the cost of "the mean network" of the space, by which the search normalises its cost term.
+
+        Computed in float32 (``matrix``), as the search's loss uses the table.
+        """
+        return float(self.fixed_total + self.matrix().mean(dim=1).sum())
+
+    def bounds(self, alive: torch.Tensor | None = None) -> tuple[float, float]:
+        """Raw cost of the cheapest and of the most expensive network among the ``alive`` candidates (a
+        (positions, candidates) bool mask; all candidates when None), in float32 as ``e_ref``."""
+        m = self.matrix()
+        if alive is None:
+            alive = torch.ones_like(m, dtype=torch.bool)
+        dead = ~alive.to(m.device)
+        lo = self.fixed_total + float(m.masked_fill(dead, float("inf")).min(dim=1).values.sum())
+        return lo, self.fixed_total + float(m.masked_fill(dead, float("-inf")).max(dim=1).values.sum())
 
     def check_genotype(self, genotype: Genotype) -> None:
         if genotype.macro_arch != self.macro:
@@ -123,26 +147,9 @@ class CostTable:
         return cls.from_dict(d, where=str(path))
 
 
-def _module_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    total = 0
-
-    def hook(m, inp, out):
-        nonlocal total
-        total += conv_macs(m, tuple(out.shape))
-
-    hooks = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            module.to("meta").eval()(torch.zeros(*input_shape, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-    return total
-
-
 def mac_table(macro: str | MacroArch, input_size: tuple[int, int], num_classes: int = 19) -> CostTable:
     """GMACs of every candidate at every position at ``input_size`` (SPEC convention), plus the fixed parts."""
-    arch = MACROS.get(macro) if isinstance(macro, str) else macro
+    arch = get_space(macro)
     sizes = arch.input_sizes(*input_size)
     cache: dict[tuple, float] = {}
     table = []
@@ -151,7 +158,8 @@ def mac_table(macro: str | MacroArch, input_size: tuple[int, int], num_classes: 
         for code in arch.candidates:
             key = (code, p.c_in, p.c_out, p.stride, h, w)
             if key not in cache:
-                cache[key] = _module_macs(build_op(code, p.c_in, p.c_out, p.stride), (1, p.c_in, h, w)) / 1e9
+                layers = count_convs(build_op(code, p.c_in, p.c_out, p.stride), (1, p.c_in, h, w))
+                cache[key] = sum(l.macs for l in layers) / 1e9
             row.append(cache[key])
         table.append(row)
     ref = build_model(Genotype(arch, (arch.candidates[0],) * arch.num_positions), num_classes=num_classes)

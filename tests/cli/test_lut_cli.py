@@ -135,7 +135,7 @@ def test_bench_json_fields(tmp_path, capsys):
 
 def test_bench_an_exported_onnx_file(tmp_path, capsys):
     """`bench MODEL.onnx` times the file itself with onnxruntime, at its own input size; wrong uses name the file."""
-    from squeezenas.export import export_onnx
+    from squeezenas.deploy import export_onnx
     from squeezenas.models import build_model
     from squeezenas.space import random_genotype
 

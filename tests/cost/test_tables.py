@@ -1,9 +1,10 @@
 import pytest
+import torch
 
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.tables import CostTable, CostTableError, mac_table
 from squeezenas.models import build_model, get_model, get_model_entry
-from squeezenas.space import get_macro, random_genotype
+from squeezenas.space import Genotype, get_macro, random_genotype
 
 
 @pytest.mark.parametrize("macro", ["small", "large"])
@@ -43,3 +44,24 @@ def test_skip_identity_costs_nothing():
     j = t.candidates.index("skip")
     assert t.table[1][j] == 0.0 and t.table[0][j] > 0  # position 0 has stride 2: factorized reduce
     assert t.matrix().shape == (20, 13)
+
+
+def test_calibration_maps_both_ways():
+    t = mac_table("small", (64, 128))
+    assert t.calibrate(2.0) == t.uncalibrate(2.0) == 2.0  # no calibration: identity
+    t.meta["calibration"] = {"overhead_ms": 0.5, "scale": 1.25}
+    assert t.calibrate(2.0) == 3.0 and t.uncalibrate(3.0) == 2.0
+
+
+def test_mean_network_and_bounds():
+    """e_ref is the expected cost of uniform choices; bounds are the cheapest and dearest alive networks."""
+    t = mac_table("small", (64, 128))
+    rows = t.table
+    assert t.e_ref == pytest.approx(t.fixed_total + sum(sum(r) / len(r) for r in rows), rel=1e-6)
+    lo, hi = t.bounds()
+    assert lo == pytest.approx(t.fixed_total + sum(min(r) for r in rows), rel=1e-6)
+    assert hi == pytest.approx(t.fixed_total + sum(max(r) for r in rows), rel=1e-6)
+    alive = torch.zeros(t.matrix().shape, dtype=torch.bool)
+    alive[:, 0] = True  # one candidate left everywhere: both bounds are that network
+    only = t.predict(Genotype(get_macro("small"), (t.candidates[0],) * len(rows)))
+    assert t.bounds(alive) == pytest.approx((only, only), rel=1e-6)

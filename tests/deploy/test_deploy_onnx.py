@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from squeezenas.export import EXPORTERS, as_logits, export_onnx, flatten_outputs, verify_onnx
+from squeezenas.cost.timing.onnx import flatten_outputs
+from squeezenas.deploy import EXPORTERS, as_logits, export_onnx, verify_onnx
 
 
 class OpsNet(nn.Module):

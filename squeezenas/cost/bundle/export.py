@@ -3,9 +3,9 @@
 ``export_bundle`` writes every distinct part of a latency table (each candidate at each distinct input shape,
 stem, last conv, decoder) as an ONNX model exactly as the onnxruntime timing backend exports it, optionally a few
 whole networks spanning the space's cost range (to check and calibrate the sum on the device), a manifest and
-``run_bundle.py`` (Python + numpy + onnxruntime only). ``import_results`` turns the runner's results JSON into a
-latency ``CostTable`` (backend "onnxruntime"); when the bundle held networks, it also reports the prediction
-errors (raw and held-out calibrated) and stores the calibration.
+``run_bundle.py`` (a copy of ``runner.py``: Python + numpy + onnxruntime only). ``import_results`` turns the
+runner's results JSON into a latency ``CostTable`` (backend "onnxruntime"); when the bundle held networks, it also
+reports the prediction errors (raw and held-out calibrated) and stores the calibration.
 """
 
 from __future__ import annotations
@@ -18,18 +18,21 @@ from pathlib import Path
 
 import torch
 
-from squeezenas.cost.lut import LutError, assemble_table, evaluate_predictions, plan_lut, spanning_genotypes
+from squeezenas.cost.bundle.runner import RESULTS_FORMAT
+from squeezenas.cost.lut.build import assemble_table
+from squeezenas.cost.lut.check import evaluate_predictions, spanning_genotypes
+from squeezenas.cost.lut.loading import LutError
+from squeezenas.cost.lut.plan import plan_lut
 from squeezenas.cost.tables import CostTable, mac_table
-from squeezenas.cost.timing import TimingConfig, stat_key
-from squeezenas.export import FlatOutputs, export_module
+from squeezenas.cost.timing.config import TimingConfig, stat_key
+from squeezenas.cost.timing.ort import export_for_timing
 from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
-from squeezenas.space.macro import MacroArch, get_macro
+from squeezenas.space.macro import MacroArch, get_space
 from squeezenas.utils.io import atomic_write_json
 
 BUNDLE_FORMAT = "squeezenas latency bundle"
-RESULTS_FORMAT = "squeezenas latency bundle results"
-RUNNER = Path(__file__).with_name("bundle_runner.py")
+RUNNER = Path(__file__).with_name("runner.py")
 
 
 def export_bundle(
@@ -51,7 +54,7 @@ def export_bundle(
     ``context`` is ``plan_lut``'s: by default ops are exported after an adapter, and the adapters alone, as the
     onnxruntime backend times them (see ``lut.adapter_conv``).
     """
-    arch = get_macro(macro) if isinstance(macro, str) else macro
+    arch = get_space(macro)
     out = Path(out_dir)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     config = TimingConfig(backend="onnxruntime", onnx_exporter=exporter, threads=1)
@@ -62,20 +65,20 @@ def export_bundle(
     gen = torch.Generator().manual_seed(0)
     for i, (key, part) in enumerate(tqdm(plan.parts.items(), desc=f"export {arch.name}", unit="model",
                                          disable=not progress, dynamic_ncols=True)):
-        file = f"parts/{i:03d}_{part.kind}.onnx"
-        example = torch.randn(part.input_shape, generator=gen)
-        _export(part.build(), out / file, example, exporter)
-        parts.append({"key": key, "kind": part.kind, "file": file, "input_shape": list(part.input_shape)})
+        name = f"{i:03d}_{part.kind}"
+        export_for_timing(part.build(), torch.randn(part.input_shape, generator=gen), config, out / "parts", name)
+        parts.append({"key": key, "kind": part.kind, "file": f"parts/{name}.onnx",
+                      "input_shape": list(part.input_shape)})
     nets = []
     if networks:
         (out / "networks").mkdir(exist_ok=True)
         h, w = plan.input_size
         for k, (r, geno) in enumerate(spanning_genotypes(mac_table(arch, plan.input_size, num_classes), networks, seed)):
-            file = f"networks/net{k:03d}.onnx"
-            _export(build_model(geno, num_classes=num_classes), out / file, torch.randn(1, 3, h, w, generator=gen),
-                    exporter)
-            nets.append({"name": f"net{k:03d}", "file": file, "input_shape": [1, 3, h, w], "mix_ratio": round(r, 4),
-                         "genotype": list(geno.ops)})
+            name = f"net{k:03d}"
+            export_for_timing(build_model(geno, num_classes=num_classes), torch.randn(1, 3, h, w, generator=gen),
+                              config, out / "networks", name)
+            nets.append({"name": name, "file": f"networks/{name}.onnx", "input_shape": [1, 3, h, w],
+                         "mix_ratio": round(r, 4), "genotype": list(geno.ops)})
     from squeezenas import __version__
 
     manifest = {
@@ -98,14 +101,6 @@ def export_bundle(
         "Then, where squeezenas is installed:\n"
         "    squeezenas lut import results.json --out table.json\n")
     return out / "manifest.json"
-
-
-def _export(module: torch.nn.Module, path: Path, example: torch.Tensor, exporter: str) -> None:
-    """As the onnxruntime timing backend exports: a float32 CPU module returning a flat tuple of outputs."""
-    module = module.float().cpu().eval()
-    with torch.no_grad():
-        n = len(FlatOutputs(module)(example))
-    export_module(FlatOutputs(module), path, example, output_names=[f"output{i}" for i in range(n)], exporter=exporter)
 
 
 def import_results(results: str | Path, out: str | Path | None = None, *, calibrate: bool = True,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from squeezenas.cost.bundle import export_bundle, import_results
+from squeezenas.cost.bundle.export import export_bundle, import_results
 from squeezenas.cost.lut import IDENTITY_KEY, LutError, load_lut, plan_lut
 from squeezenas.cost.timing import TimingConfig
 from squeezenas.space import DecoderSpec, MacroArch, Stage

@@ -8,14 +8,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import onnxruntime
 import torch
+
+from squeezenas.cost.bundle.runner import cpu_model
 
 
 def device_fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """What determines measured latency on this machine: CPU, GPU, library versions, threads.
 
     Hostname-independent, so two identical machines give the same fingerprint. ``threads=None`` records
-    torch's current intra-op thread count (what ``measure`` would use).
+    torch's current intra-op thread count (what ``measure`` would use). The CPU name is read as the bundle
+    runner reads it (``cpu_model``), so a table measured from a bundle compares field by field.
     """
     fp: dict[str, Any] = {
         "device": device,
@@ -24,7 +28,7 @@ def device_fingerprint(device: str = "cpu", threads: int | None = None) -> dict[
         "machine": platform.machine(),
         "os": platform.system(),
         "torch": torch.__version__,
-        "onnxruntime": _onnxruntime_version(),
+        "onnxruntime": onnxruntime.__version__,
         "threads": threads if threads is not None else torch.get_num_threads(),
     }
     if device == "cuda":
@@ -38,26 +42,6 @@ def fingerprint_matches(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     A field missing on one side counts as a difference (e.g. a CPU table checked against a CUDA fingerprint).
     """
     return [f"{key}: {a.get(key)!r} != {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            # x86 says "model name"; some ARM kernels say "Model" or "Hardware" instead.
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _onnxruntime_version() -> str | None:
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime.__version__
 
 
 def _cuda_fingerprint() -> dict[str, Any]:

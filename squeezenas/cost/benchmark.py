@@ -19,11 +19,13 @@ import torch
 from torch import nn
 
 from squeezenas.cost.counting import count_costs
-from squeezenas.cost.device import device_fingerprint
-from squeezenas.cost.lut import TimingTargets, cpu_load, measure_guarded, warn_if_busy
-from squeezenas.cost.timing import OnnxModel, TimingConfig, measure
+from squeezenas.cost.timing.config import TimingConfig
+from squeezenas.cost.timing.contention import MAX_OTHER_CPU, RETRIES, cpu_load, measure_guarded, warn_if_busy
+from squeezenas.cost.timing.device import device_fingerprint
+from squeezenas.cost.timing.ort import OnnxModel
+from squeezenas.cost.timing.targets import TimingTargets
+from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
-
 
 DEFAULT_SIZE = (1024, 2048)
 
@@ -36,8 +38,8 @@ def benchmark(
     num_classes: int | None = None,
     memory: bool = True,
     name: str | None = None,
-    max_other_cpu: float | None = 0.05,
-    retries: int = 3,
+    max_other_cpu: float | None = MAX_OTHER_CPU,
+    retries: int = RETRIES,
 ) -> dict[str, Any]:
     """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or an exported .onnx file) on one
     (1, 3, H, W) input; ``size`` defaults to an ONNX file's own input size, else 1024×2048.
@@ -46,11 +48,9 @@ def benchmark(
     Returns median/IQR/p10/p90 (ms), repeats, GMACs (SPEC convention) and GMAC/s at the median, peak memory
     (see ``peak_memory``), the timing settings and this machine's fingerprint. The measurement is repeated
     (``retries`` times at most) while other processes use more than ``max_other_cpu`` of the CPUs
-    (``lut.measure_guarded``); ``other_cpu`` records their share during the kept measurement.
+    (``measure_guarded``); ``other_cpu`` records their share during the kept measurement.
     """
-    config = config or TimingConfig()
-    if config.threads is None:
-        config = dataclasses.replace(config, threads=torch.get_num_threads())
+    config = (config or TimingConfig()).resolved()
     if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
         net = OnnxModel(Path(model))
         own_size = _onnx_input_size(net.path, config)  # also refuses a missing file or another backend

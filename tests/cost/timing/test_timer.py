@@ -1,19 +1,25 @@
-"""The one timer: sane statistics, every backend, config errors naming the field; also the device fingerprint.
+"""The one timer: sane statistics from every backend, threads, inputs, repeats, the allocator; and the same
+statistics as the bundle runner's.
 
 No assertion compares two timings: these tests run on shared, noisy CPUs.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from squeezenas.cost.device import device_fingerprint, fingerprint_matches
-from squeezenas.cost.timing import BACKENDS, Timing, TimingConfig, measure
+from squeezenas.cost.bundle import runner
+from squeezenas.cost.timing import Timing, TimingConfig, measure
+from squeezenas.cost.timing.timer import summarise
 from squeezenas.utils.config import ConfigError
 
 QUICK = dict(min_run_time=0.05, warmup=2)
@@ -121,39 +127,6 @@ def test_onnxruntime_backend_with_dynamo_exporter() -> None:
     config = TimingConfig(backend="onnxruntime", threads=1, **QUICK)
     check_sane(measure(tiny_block(), (8, 12, 12), config), config)
 
-
-@pytest.mark.parametrize(
-    "kwargs, field",
-    [
-        (dict(backend="cuda_graph"), "backend"),
-        (dict(backend="eagr"), "backend"),  # message suggests 'eager'
-        (dict(dtype="fp16"), "dtype"),
-        (dict(dtype="float16"), "dtype"),  # float16 on CPU
-        (dict(device="gpu"), "device"),
-        (dict(backend="onnxruntime", dtype="bfloat16"), "dtype"),
-        (dict(backend="onnxruntime", channels_last=True), "channels_last"),
-        (dict(onnx_exporter="tracer"), "onnx_exporter"),
-        (dict(threads=0), "threads"),
-        (dict(batch=0), "batch"),
-        (dict(min_repeats=5, max_repeats=2), "max_repeats"),
-        (dict(min_run_time=2.0, max_run_time=1.0), "max_run_time"),
-    ],
-)
-def test_bad_config_names_the_field(kwargs: dict, field: str) -> None:
-    with pytest.raises(ConfigError, match=rf"TimingConfig\.{field}:"):
-        TimingConfig(**kwargs)
-
-
-def test_unknown_backend_suggests_close_name_and_config_round_trips() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'eager'"):
-        TimingConfig(backend="eagr")
-    assert set(BACKENDS) == {"eager", "cuda_graph", "onnxruntime"}
-    config = TimingConfig(threads=2, dtype="bfloat16", min_run_time=0.1)
-    assert TimingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    with pytest.raises(ConfigError, match="did you mean 'threads'"):
-        TimingConfig.from_dict({"thread": 2})
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cuda_device_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="TimingConfig.device"):
@@ -180,22 +153,68 @@ def test_cuda_onnxruntime_backend() -> None:
     check_sane(measure(tiny_block(), (8, 32, 32), config), config)
 
 
-def test_device_fingerprint_and_differences() -> None:
-    a = device_fingerprint("cpu", threads=3)
-    assert a["threads"] == 3 and a["torch"] == torch.__version__ and a["logical_cores"] >= 1
-    assert a["cpu_model"] and json.loads(json.dumps(a)) == a
-    assert fingerprint_matches(a, dict(a)) == []
-    b = dict(a, threads=8, gpu="X")
-    assert fingerprint_matches(a, b) == ["gpu: None != 'X'", "threads: 3 != 8"]
-
-
 def test_cpu_timing_tunes_the_allocator(monkeypatch):
     """Every CPU measurement keeps freed memory in the heap (glibc): activations are not re-faulted per call."""
-    import squeezenas.cost.timing as timing
-    from squeezenas.utils import runtime
+    import squeezenas.cost.timing.timer as timer
 
     calls = []
-    monkeypatch.setattr(timing, "tune_cpu_allocator", lambda: calls.append(1) or True)
+    monkeypatch.setattr(timer, "tune_cpu_allocator", lambda: calls.append(1) or True)
     measure(torch.nn.Conv2d(3, 4, 3), (3, 8, 8), TimingConfig(threads=1, min_run_time=0.0, warmup=1, min_repeats=2))
     assert calls == [1]
-    assert runtime.tune_cpu_allocator() is runtime.tune_cpu_allocator()  # idempotent
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_tuned_allocator_serves_large_blocks_from_the_heap():
+    """After tuning, a 64 MiB allocation is no mmapped block of its own (glibc would unmap it on free)."""
+    from squeezenas.utils import runtime
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc without mallinfo2 (before 2.33)")
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    assert runtime.tune_cpu_allocator() is True
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(64 << 20)
+    try:
+        assert libc.mallinfo2().hblks == before
+    finally:
+        libc.free(block)
+
+
+def test_allocator_tuning_is_applied_once(monkeypatch):
+    """The three mallopt settings are made on the first call only; later calls report the tuning done."""
+    from squeezenas.utils import runtime
+
+    settings = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            settings.append((param, value))
+            return 1
+
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: FakeLibc())
+    assert runtime.tune_cpu_allocator() is True
+    assert settings == [(runtime._M_MMAP_MAX, 0), (runtime._M_TRIM_THRESHOLD, 2**31 - 1),
+                        (runtime._M_TOP_PAD, 256 << 20)]
+    assert runtime.tune_cpu_allocator() is True and len(settings) == 3
+
+
+@pytest.mark.parametrize("samples", [[1e-3], [2e-3, 1e-3], [0.5e-3, 4e-3, 1e-3, 1.5e-3, 1.1e-3, 9e-3, 1e-3]])
+def test_timer_and_bundle_runner_report_the_same_statistics(samples):
+    """The same per-call samples give the same median, p10, p90, min, mean and IQR in a table measured here and
+    in one imported from a bundle."""
+    timing = summarise(samples, 7, TimingConfig(threads=1), 1, (1, 3, 8, 8))
+    assert timing.statistics() == runner.statistics(samples, 7)
+    ms = np.asarray(samples) * 1e3
+    assert timing.median_ms == float(np.median(ms)) and timing.min_ms == float(ms.min())
+    assert timing.iqr_ms == float(np.percentile(ms, 75) - np.percentile(ms, 25))
+    assert (timing.repeats, timing.calls_per_repeat) == (len(samples), 7)
+

@@ -1,0 +1,214 @@
+"""Building a latency table: time every part of a plan (resumable, in rounds, re-measured under contention)
+and assemble the table from the parts' statistics."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from squeezenas.cost.lut.loading import LutError
+from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
+from squeezenas.cost.tables import CostTable
+from squeezenas.cost.timing.config import TimingConfig, stat_key
+from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
+                                               measure_guarded, warn_if_busy)
+from squeezenas.cost.timing.device import device_fingerprint
+from squeezenas.cost.timing.targets import TimingTargets
+from squeezenas.cost.timing.timer import MeasureFn, measure
+from squeezenas.space.macro import MacroArch, get_space
+from squeezenas.utils.io import atomic_write_json
+
+LUT_FORMAT = "squeezenas latency table"
+PARTIAL_SUFFIX = ".partial"
+_RESOLUTION_MS = 1e-3  # an op timed after an adapter costs at least this (its difference may be lost in noise)
+
+
+def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
+    """Everything a partial build must share with the build that resumes it."""
+    return {"macro": plan.macro.to_dict(), "input_size": list(plan.input_size), "num_classes": plan.num_classes,
+            "context": plan.context, "timing": plan.config.to_dict(), "fingerprint": fingerprint}
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} != {b!r}")
+    return out
+
+
+def partial_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _read_partial(path: Path, settings: dict) -> dict[str, list[dict]]:
+    """Per-round entries of a partial build with the same settings; an error naming what differs otherwise."""
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise LutError(f"{path}: partial build is not valid JSON ({e}); delete it to start over") from None
+    if d.get("format") != LUT_FORMAT + " (partial)":
+        raise LutError(f"{path}: not a partial latency-table build; delete it to start over")
+    diff = _differences(d.get("settings", {}), settings)
+    if diff:
+        raise LutError(f"{path}: a partial build with other settings ({'; '.join(diff[:6])}"
+                       f"{'; ...' if len(diff) > 6 else ''}); finish it with its own settings or delete it")
+    entries = d.get("entries", {})
+    if not all(isinstance(v, list) for v in entries.values()):
+        raise LutError(f"{path}: partial build of an older format; delete it to start over")
+    return dict(entries)
+
+
+def build_lut(
+    macro: str | MacroArch,
+    input_size: tuple[int, int],
+    config: TimingConfig | None = None,
+    *,
+    num_classes: int = 19,
+    out: str | Path | None = None,
+    progress: bool = True,
+    measure_fn: MeasureFn | None = None,
+    checkpoint_every: int = 1,
+    max_other_cpu: float | None = MAX_OTHER_CPU,
+    retries: int = RETRIES,
+    context: str | None = None,
+    rounds: int = 1,
+) -> CostTable:
+    """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
+
+    With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
+    a build with the same settings resumes from it (a partial with other settings is an error naming them),
+    and it is removed once ``out`` is written. ``measure_fn`` defaults to ``timing.measure``, with each part exported
+    to ONNX once for the onnxruntime backend (``TimingTargets``); a given one (tests pass a counting fake) gets
+    a freshly built module every time.
+
+    A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
+    is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
+    ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
+    ``context`` is ``plan_lut``'s (default: "adapter" for onnxruntime, "alone" otherwise).
+
+    With ``rounds`` > 1 every part is timed that many times, round-robin over all parts (so a part's rounds lie
+    minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
+    min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
+    for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build with more rounds adds rounds to what it has.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    arch = get_space(macro)
+    config = (config or TimingConfig()).resolved()
+    plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
+    fingerprint = device_fingerprint(config.device, config.threads)
+    load_start = warn_if_busy(config, "the table's timings")
+    settings = _settings(plan, fingerprint)
+    partial = partial_path(out) if out is not None else None
+    measured: dict[str, list[dict]] = {}  # key → statistics of each round so far
+    if partial is not None and partial.is_file():
+        measured = {k: v for k, v in _read_partial(partial, settings).items() if k in plan.parts}
+    start = time.perf_counter()
+
+    def checkpoint() -> None:
+        if partial is not None:
+            atomic_write_json(partial, {"format": LUT_FORMAT + " (partial)", "settings": settings, "entries": measured})
+
+    done = sum(min(len(v), rounds) for v in measured.values())
+    bar = _progress(len(plan.parts) * rounds, done, progress,
+                    f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
+    targets = TimingTargets(config, export=measure_fn is None)
+    measure_fn = measure_fn or measure
+    try:
+        for r in range(rounds):  # round-robin: each part's rounds lie minutes apart
+            for part in plan.parts.values():
+                if len(measured.get(part.key, [])) > r:
+                    continue
+                bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
+                build = lambda: targets.get(part.key, lambda: part.build(config.channels_last), part.input_shape)
+                timing, share, attempts = measure_guarded(measure_fn, build, part.input_shape, config,
+                                                          max_other_cpu, retries)
+                measured.setdefault(part.key, []).append({**timing.statistics(), "other_cpu": share, "attempts": attempts})
+                bar.update(1)
+                done += 1
+                if done % checkpoint_every == 0:
+                    checkpoint()
+        checkpoint()
+    finally:
+        bar.close()
+        targets.close()
+    entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
+    table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
+    table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
+    table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
+    if out is not None:
+        table.save(out)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    return table
+
+
+def combine_rounds(rounds: list[dict], key: str = "median_ms") -> dict:
+    """One entry from the statistics of several rounds, with every round's median and ``key`` value, the worst
+    other-process share and the attempts of all rounds.
+
+    For the min (``key`` "min_ms") it is the round with the fastest call: the min over all of them. Otherwise
+    it is the round whose ``key`` value is the median of the rounds' (the lower one of the middle two for an
+    even count), so one round spoilt by a slow spell of the machine does not move the entry."""
+    if len(rounds) == 1:
+        return dict(rounds[0])
+    ordered = sorted(rounds, key=lambda d: d[key])
+    kept = ordered[0] if key == "min_ms" else ordered[(len(rounds) - 1) // 2]
+    shares = [d["other_cpu"] for d in rounds if d.get("other_cpu") is not None]
+    return {**kept, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds],
+            "round_values": [d[key] for d in rounds], "other_cpu": max(shares) if shares else None,
+            "attempts": sum(d.get("attempts", 1) for d in rounds)}
+
+
+def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=desc, unit="part", disable=not enabled, dynamic_ncols=True)
+
+
+def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, seconds: float,
+                   source: str = "measured") -> CostTable:
+    """The latency table of a plan from the statistics of every timed module (measured here, or imported from
+    a bundle). An op timed after an adapter costs the difference of the two medians (at least 1 µs); its entry
+    keeps the measurement with the adapter under ``with_adapter``."""
+    stat = stat_key(plan.config.statistic)
+    entries = {k: _in_context(plan.parts[k], entries, stat) for k in plan.parts}
+
+    def value(key: str) -> float:
+        return 0.0 if key == IDENTITY_KEY else float(entries[key][stat])
+
+    from squeezenas import __version__
+
+    c = plan.config
+    meta = {
+        "format": LUT_FORMAT, "source": source, "num_classes": plan.num_classes,
+        "device": c.device, "backend": c.backend, "dtype": c.dtype, "channels_last": c.channels_last,
+        "batch": c.batch, "threads": c.threads, "timing": c.to_dict(), "fingerprint": fingerprint,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "squeezenas": __version__, "build_seconds": round(seconds, 1), "context": plan.context,
+        "cells": plan.cells, "fixed_keys": plan.fixed, "entries": entries,
+    }
+    return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
+                     candidates=tuple(plan.macro.candidates), table=[[value(k) for k in row] for row in plan.cells],
+                     fixed={name: value(key) for name, key in plan.fixed.items()}, meta=meta)
+
+
+def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:
+    if not part.adapter:
+        return measured[part.key]
+    with_adapter, adapter = measured[part.key], measured[part.adapter]
+    diff = with_adapter[stat] - adapter[stat]
+    # 0 ms means "identity skip"; a difference within the noise floor becomes 1 µs and is flagged
+    return {stat: max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
+            "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
+            "adapter": part.adapter, "with_adapter": with_adapter,
+            **{k: with_adapter[k] for k in ("other_cpu", "attempts", "rounds") if k in with_adapter}}

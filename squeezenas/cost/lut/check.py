@@ -1,0 +1,168 @@
+"""Checking a latency table against end-to-end measurements: networks spanning its range, predicted and timed,
+errors before and after calibration."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import random
+from pathlib import Path
+from typing import Any
+
+from squeezenas.cost.lut.build import combine_rounds
+from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
+from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out
+from squeezenas.cost.tables import CostTable, mac_table
+from squeezenas.cost.timing.config import TimingConfig, stat_key
+from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
+                                               measure_guarded, warn_if_busy)
+from squeezenas.cost.timing.targets import TimingTargets
+from squeezenas.cost.timing.timer import MeasureFn, measure
+from squeezenas.models.builder import build_model
+from squeezenas.space.genotype import Genotype
+from squeezenas.utils.io import atomic_write_json
+
+
+def spanning_genotypes(table: CostTable, n: int, seed: int = 0) -> list[tuple[float, Genotype]]:
+    """``n`` networks whose costs span the table's range, each with its mixing ratio r.
+
+    Uniform draws cluster around the mean cost and rank poorly under noise. Network k gets r_k, stratified
+    over [0, 1] (k + u) / n, and draws every position's op from the most expensive half of that position's
+    candidates with probability r_k, else from the cheapest half (uniformly within the half).
+    """
+    rng = random.Random(seed)
+    out = []
+    halves = []
+    for row in table.table:
+        order = sorted(range(len(row)), key=lambda j: (row[j], j))
+        cut = (len(order) + 1) // 2
+        halves.append((order[:cut], order[cut:] or order[:cut]))
+    for k in range(n):
+        r = (k + rng.random()) / n
+        ops = tuple(table.candidates[rng.choice(exp if rng.random() < r else cheap)] for cheap, exp in halves)
+        out.append((r, Genotype(table.macro, ops)))
+    return out
+
+
+def evaluate_predictions(table: CostTable, rows: list[dict]) -> dict[str, Any]:
+    """Errors of raw, held-out calibrated and (if present) stored-calibration predictions; fills the rows."""
+    pred = [r["predicted_ms"] for r in rows]
+    meas = [r["measured_ms"] for r in rows]
+    loo = leave_one_out(pred, meas)
+    overhead, scale = fit_calibration(pred, meas)
+    for r, c in zip(rows, loo):
+        r["calibrated_loo_ms"] = c
+        r["error_pct"] = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] * 100
+        r["calibrated_error_pct"] = (c - r["measured_ms"]) / r["measured_ms"] * 100
+    raw = error_summary(pred, meas)
+    report: dict[str, Any] = {
+        "n": len(rows), "mape": raw["mape"], "kendall_tau": raw["kendall_tau"], "raw": raw,
+        "calibrated": {**error_summary(loo, meas),
+                       "method": "leave-one-out: each network predicted with overhead/scale fitted on the others"},
+        "calibration_fit": {"overhead_ms": overhead, "scale": scale, "n_networks": len(rows),
+                            "fitted_on": "all networks of this check"},
+        "stored_calibration": None,
+    }
+    stored = table.calibration
+    if stored:
+        report["stored_calibration"] = {
+            **{k: stored.get(k) for k in ("overhead_ms", "scale", "n_networks", "seed")},
+            **error_summary([table.calibrate(v) for v in pred], meas)}
+    return report
+
+
+def check_lut(
+    table: CostTable,
+    samples: int = 20,
+    seed: int = 0,
+    *,
+    calibrate: bool = False,
+    config: TimingConfig | None = None,
+    progress: bool = True,
+    measure_fn: MeasureFn | None = None,
+    warn_device: bool = True,
+    max_other_cpu: float | None = MAX_OTHER_CPU,
+    retries: int = RETRIES,
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """Predict and measure ``samples`` networks spanning the table's range; report errors before and after
+    calibration. Networks are timed with the table's own TimingConfig (or ``config``).
+
+    The calibrated errors are held-out (leave-one-out). With ``calibrate``, the fit on all networks is stored
+    in ``table.meta["calibration"]`` (the caller saves the table). ``rounds`` and ``measure_fn``: as in
+    ``build_lut``.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if table.kind != "latency":
+        raise LutError(f"check needs a latency table, got a {table.kind!r} table")
+    if samples < 3:
+        raise ValueError(f"samples: need at least 3 networks for a held-out calibration, got {samples}")
+    config = config or table_config(table)
+    fingerprint_diff = check_device(table) if warn_device else []
+    load_start = warn_if_busy(config, "end-to-end timings")
+    h, w = table.input_size
+    num_classes = int(table.meta.get("num_classes", 19))
+    rows = []
+    nets = spanning_genotypes(table, samples, seed)
+    from tqdm import tqdm
+
+    per_net: list[list[dict]] = [[] for _ in nets]
+    bar = tqdm(total=len(nets) * rounds, desc=f"check {table.space} {h}x{w} {config.backend}", unit="net",
+               disable=not progress, dynamic_ncols=True)
+    targets = TimingTargets(config, export=measure_fn is None)
+    measure_fn = measure_fn or measure
+    with targets:
+        for _ in range(rounds):  # round-robin, as build_lut
+            for k, (r, geno) in enumerate(nets):
+                build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
+                t, share, attempts = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries)
+                per_net[k].append({**t.statistics(), "other_cpu": share, "attempts": attempts})
+                bar.update(1)
+    bar.close()
+    stat = stat_key(config.statistic)
+    for k, ((r, geno), measured) in enumerate(zip(nets, per_net)):
+        m = combine_rounds(measured, stat)
+        rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
+                     "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
+                     "repeats": m["repeats"], "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+                     **({"round_medians": m["round_medians"], "round_values": m["round_values"]} if rounds > 1 else {})})
+    macs = mac_table(table.macro, table.input_size, num_classes)
+    for r in rows:
+        r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
+    report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
+              "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
+              "statistic": config.statistic,
+              "rounds": rounds, "min_run_time": config.min_run_time,
+              "fingerprint_differences": fingerprint_diff,
+              "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
+              "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),
+              "table_contention": table.meta.get("contention"),
+              **evaluate_predictions(table, rows),
+              # context: how well the hardware-agnostic cost (MACs) ranks the same networks
+              "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
+              "networks": rows}
+    if calibrate:
+        table.meta["calibration"] = {**report["calibration_fit"], "seed": seed,
+                                     "held_out_mape": report["calibrated"]["mape"],
+                                     "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return report
+
+
+def check_lut_file(path: str | Path, samples: int = 20, seed: int = 0, *, calibrate: bool = False,
+                   min_run_time: float | None = None, out: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """``check_lut`` of the table at ``path``, timed with its own settings (``min_run_time``, when given, per
+    network); with ``calibrate`` the table is saved again with the calibration, with ``out`` the report is
+    written there too. ``options`` go to ``check_lut`` (progress, rounds, contention)."""
+    table = load_lut(path)
+    config = table_config(table)
+    if min_run_time is not None:
+        config = dataclasses.replace(config, min_run_time=min_run_time,
+                                     max_run_time=max(config.max_run_time, min_run_time))
+    report = check_lut(table, samples, seed, calibrate=calibrate, config=config, **options)
+    report["table"] = str(path)
+    if calibrate:
+        table.save(path)  # atomic
+    if out is not None:
+        atomic_write_json(out, report)
+    return report

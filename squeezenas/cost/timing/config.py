@@ -1,0 +1,183 @@
+"""How a module is timed (``TimingConfig``), what one measurement reports (``Timing``), and the timed input."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from squeezenas.cost.timing.onnx import EXPORTERS
+from squeezenas.utils.config import ConfigError, from_dict, to_dict
+from squeezenas.utils.registry import Registry, unknown_name_message
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEVICES = ("cpu", "cuda")
+# The per-call figure that tables, checks and the demo use. "median" is the default; "min" and "p10" are the
+# robust choice on a machine whose speed wanders (a VM on a shared host, see docs/LATENCY.md): contention only
+# ever adds time, so the fastest calls are the ones it disturbed least.
+STATISTICS = ("median", "min", "p10")
+# The statistics of one measurement, as ``Timing`` holds them and a latency-table entry keeps them.
+STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
+# Timing backends by name: each prepares a timed call of a module (backends.py registers eager, cuda_graph and
+# onnxruntime; the package imports it, so the registry is filled before any config is checked against it).
+BACKENDS: Registry[Callable[..., Any]] = Registry("timing backend")
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How to time a module; every field that changes the measured cost is here and recorded in ``Timing``."""
+
+    backend: str = "eager"  # "eager" (PyTorch), "cuda_graph" (replay of a captured CUDA graph), "onnxruntime"
+    device: str = "cpu"  # "cpu" or "cuda" (the current CUDA device)
+    dtype: str = "float32"  # "float32"; "float16"/"bfloat16" on CUDA; "bfloat16" also on CPU with eager
+    channels_last: bool = False  # NHWC memory format for weights and input (eager and cuda_graph)
+    threads: int | None = None  # CPU threads (torch intra-op, ORT intra_op_num_threads); None: torch's current
+    batch: int = 1  # batch size N of the timed input
+    warmup: int = 10  # untimed calls first (allocator, caches, cuDNN autotuning); cut short for slow modules
+    min_run_time: float = 0.5  # seconds of sampling at least (together with min_repeats)
+    max_run_time: float = 10.0  # seconds after which sampling stops, even below min_repeats
+    min_repeats: int = 10  # samples at least, unless max_run_time is reached first
+    max_repeats: int = 10_000  # samples at most
+    onnx_exporter: str = "dynamo"  # ONNX exporter of the onnxruntime backend; "torchscript" exports ~10x faster
+    statistic: str = "median"  # per-call figure a table or check keeps: median, min or p10 (see STATISTICS)
+
+    def __post_init__(self) -> None:
+        for check in (_check_names, _check_combination, _check_numbers):
+            check(self)
+
+    def resolved(self) -> TimingConfig:
+        """This config with ``threads`` made explicit (torch's current intra-op count when None), as a table or
+        a benchmark records it."""
+        return self if self.threads is not None else dataclasses.replace(self, threads=torch.get_num_threads())
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TimingConfig:
+        return from_dict(cls, data, "TimingConfig")
+
+
+@dataclass
+class Timing:
+    """Per-call latency statistics of one measurement, with the settings that produced it (JSON-ready)."""
+
+    median_ms: float  # median per-call time over the samples
+    iqr_ms: float  # interquartile range (p75 - p25) of the samples
+    p10_ms: float  # 10th percentile
+    p90_ms: float  # 90th percentile
+    mean_ms: float
+    min_ms: float
+    repeats: int  # number of samples
+    calls_per_repeat: int  # back-to-back calls averaged in each sample
+    backend: str
+    device: str
+    dtype: str
+    threads: int  # CPU threads in effect (config.threads, or torch's count when that was None)
+    batch: int
+    channels_last: bool
+    input_shape: tuple[int, ...] = field(default_factory=tuple)
+
+    def statistics(self) -> dict[str, Any]:
+        """The statistics alone (``STAT_FIELDS``): what a latency-table entry keeps of a timing."""
+        return {k: getattr(self, k) for k in STAT_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Timing:
+        return from_dict(cls, data, "Timing")
+
+    def __str__(self) -> str:
+        return (f"{self.median_ms:.4g} ms (IQR {self.iqr_ms:.2g}, n={self.repeats}x{self.calls_per_repeat}; "
+                f"{self.backend} {self.device} {self.dtype}, {self.threads} threads)")
+
+
+def stat_key(statistic: str) -> str:
+    """The field of ``Timing`` (and of table entries) holding ``statistic``: "median" → "median_ms"."""
+    if statistic not in STATISTICS:
+        raise ValueError(unknown_name_message("statistic", statistic, STATISTICS))
+    return f"{statistic}_ms"
+
+
+def make_input(inputs: Sequence[int] | torch.Tensor, config: TimingConfig) -> torch.Tensor:
+    """The timed input: the example tensor or a seeded random one, on the configured device/dtype/layout.
+
+    A shape (C, H, W) gets ``config.batch`` prepended; (N, C, H, W) and a tensor must have N == ``config.batch``.
+    """
+    if isinstance(inputs, torch.Tensor):
+        x = inputs.detach()
+    else:
+        x = torch.randn(_full_shape(inputs, config), generator=torch.Generator().manual_seed(0))
+    if x.shape[0] != config.batch:
+        raise ConfigError(f"TimingConfig.batch: is {config.batch} but the input has batch {x.shape[0]} "
+                          f"(shape {tuple(x.shape)})")
+    x = x.to(device=config.device, dtype=DTYPES[config.dtype] if x.is_floating_point() else x.dtype)
+    if config.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _full_shape(shape: Sequence[int], config: TimingConfig) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 3:
+        return (config.batch, *shape)
+    if len(shape) == 4:
+        return shape
+    raise ValueError(f"measure: input shape must be (C, H, W) or (N, C, H, W), got {shape}")
+
+
+# --- config checks ---------------------------------------------------------------------------------------
+
+
+def _error(name: str, message: str) -> ConfigError:
+    return ConfigError(f"TimingConfig.{name}: {message}")
+
+
+def _check_names(c: TimingConfig) -> None:
+    if c.backend not in BACKENDS:
+        raise _error("backend", unknown_name_message("timing backend", c.backend, BACKENDS.names()))
+    if c.device not in DEVICES:
+        raise _error("device", unknown_name_message("device", c.device, DEVICES))
+    if c.dtype not in DTYPES:
+        raise _error("dtype", unknown_name_message("dtype", c.dtype, DTYPES))
+    if c.onnx_exporter not in EXPORTERS:
+        raise _error("onnx_exporter", unknown_name_message("ONNX exporter", c.onnx_exporter, EXPORTERS))
+    if c.statistic not in STATISTICS:
+        raise _error("statistic", unknown_name_message("statistic", c.statistic, STATISTICS))
+
+
+def _check_combination(c: TimingConfig) -> None:
+    if c.backend == "cuda_graph" and c.device != "cuda":
+        raise _error("backend", f"'cuda_graph' needs device='cuda', got device={c.device!r}")
+    if c.backend == "onnxruntime" and c.dtype != "float32":
+        raise _error("dtype", f"the onnxruntime backend times float32 models only, got {c.dtype!r}")
+    if c.backend == "onnxruntime" and c.channels_last:
+        raise _error("channels_last", "the onnxruntime backend picks its own layout; use channels_last=False")
+    if c.device == "cpu" and c.dtype == "float16":
+        raise _error("dtype", "'float16' needs device='cuda' (on CPU use 'bfloat16' with the eager backend)")
+
+
+def _check_numbers(c: TimingConfig) -> None:
+    if c.threads is not None and c.threads < 1:
+        raise _error("threads", f"must be None or >= 1, got {c.threads}")
+    for name in ("batch", "min_repeats"):
+        if getattr(c, name) < 1:
+            raise _error(name, f"must be >= 1, got {getattr(c, name)}")
+    if c.warmup < 0:
+        raise _error("warmup", f"must be >= 0, got {c.warmup}")
+    if c.min_run_time < 0:
+        raise _error("min_run_time", f"must be >= 0, got {c.min_run_time}")
+    if c.max_run_time < c.min_run_time or c.max_run_time <= 0:
+        raise _error("max_run_time", f"must be > 0 and >= min_run_time ({c.min_run_time}), got {c.max_run_time}")
+    if c.max_repeats < c.min_repeats:
+        raise _error("max_repeats", f"must be >= min_repeats ({c.min_repeats}), got {c.max_repeats}")
+
+
+def check_available(c: TimingConfig) -> None:
+    """Checks that depend on this machine, made when measuring (a config may be read where it cannot run)."""
+    if c.device == "cuda" and not torch.cuda.is_available():
+        raise _error("device", "'cuda' asked for but torch.cuda.is_available() is False")

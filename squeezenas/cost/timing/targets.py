@@ -1,0 +1,45 @@
+"""What a table, a check or a benchmark hands to the timer for each part or network: a module, or its ONNX
+export made once."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Callable, Sequence
+
+from torch import nn
+
+from squeezenas.cost.timing.config import TimingConfig
+from squeezenas.cost.timing.ort import OnnxModel, export_for_timing
+
+
+class TimingTargets:
+    """What a table or a check hands to ``measure`` for each part or network.
+
+    A fresh module from ``build``, except with ``export`` and the onnxruntime backend: then each key's module is
+    exported to ONNX once, into a temp dir that lives as long as this object, and every round and retry times
+    that file: a dynamo export takes seconds, longer than the timing itself.
+    """
+
+    def __init__(self, config: TimingConfig, export: bool = True):
+        self.config = config
+        export = export and config.backend == "onnxruntime"
+        self._dir = tempfile.TemporaryDirectory(prefix="squeezenas-timing-") if export else None
+        self._exported: dict[str, OnnxModel] = {}
+
+    def get(self, key: str, build: Callable[[], nn.Module], shape: Sequence[int]) -> nn.Module | OnnxModel:
+        if self._dir is None:
+            return build()
+        if key not in self._exported:
+            self._exported[key] = export_for_timing(build(), shape, self.config, self._dir.name,
+                                                    name=f"part{len(self._exported)}")
+        return self._exported[key]
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def __enter__(self) -> TimingTargets:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,255 @@
+"""Building latency tables: coverage, deduplication, adapters, resume, rounds, contention, statistics.
+
+Timings are never compared with each other (shared, noisy CPUs); where the numbers matter a fake timer is used.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lut_fakes import QUICK, TINY_CANDIDATES, FakeTimer, fake_timing, tiny_macro
+from squeezenas.cost.lut import (LutError, build_lut, check_lut, load_lut, partial_path, plan_lut,
+                                 spanning_genotypes)
+from squeezenas.cost.timing import TimingConfig
+from squeezenas.space import Stage
+
+
+def test_onnxruntime_ops_are_timed_after_an_adapter():
+    """onnxruntime: each op is timed after a 1×1 depthwise adapter, and the adapter alone is subtracted."""
+    macro = tiny_macro()
+    ort_config = TimingConfig(backend="onnxruntime", threads=1)
+    plan = plan_lut(macro, (32, 64), ort_config)
+    assert plan.context == "adapter" and plan_lut(macro, (32, 64), QUICK).context == "alone"
+    adapters = {k for k, p in plan.parts.items() if p.kind == "adapter"}
+    assert len(adapters) == len({tuple(p.input_shape) for p in plan.parts.values() if p.kind == "op"})
+    op = plan.parts[plan.cells[0][0]]
+    assert op.adapter in adapters and op.adapter.startswith("adapter=dw1x1|c=8|in=1x8x16x32|")
+    module = op.build()
+    assert isinstance(module[0], torch.nn.Conv2d) and module[0].groups == 8 and module[0].kernel_size == (1, 1)
+    timer = FakeTimer()
+    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer)
+    assert len(timer.calls) == len(plan.parts)
+    entry = table.meta["entries"][op.key]
+    adapter = table.meta["entries"][op.adapter]
+    assert table.table[0][0] == entry["median_ms"] == pytest.approx(entry["with_adapter"]["median_ms"]
+                                                                    - adapter["median_ms"])
+    assert table.meta["context"] == "adapter"
+    assert table.fixed["stem"] == table.meta["entries"][plan.fixed["stem"]]["median_ms"]  # fixed parts alone
+    with pytest.raises(ValueError, match="context"):
+        plan_lut(macro, (32, 64), ort_config, context="inside")
+
+
+def test_build_covers_every_cell_and_times_each_shape_once(tmp_path):
+    macro = tiny_macro()
+    timer = FakeTimer()
+    table = build_lut(macro, (32, 64), QUICK, out=tmp_path / "t.json", progress=False, measure_fn=timer)
+    plan = plan_lut(macro, (32, 64), QUICK)
+    assert len(timer.calls) == len(plan.parts) < macro.num_positions * len(macro.candidates) + 3
+    j = macro.candidates.index("skip")
+    for p, row in zip(macro.positions(), table.table):
+        for code, v in zip(macro.candidates, row):
+            assert v == 0.0 if (code == "skip" and p.is_identity_skip) else v > 0
+    assert table.table[1][j] == 0.0 and table.table[0][j] > 0
+    assert set(table.fixed) == {"stem", "last_conv", "decoder"} and min(table.fixed.values()) > 0
+    m = table.meta
+    assert (m["backend"], m["dtype"], m["batch"], m["threads"], m["device"]) == ("eager", "float32", 1, 1, "cpu")
+    assert m["fingerprint"]["cpu_model"] and m["fingerprint"]["threads"] == 1
+    for key, e in m["entries"].items():
+        assert e["median_ms"] > 0 and e["iqr_ms"] >= 0 and e["repeats"] == 7
+    assert not partial_path(tmp_path / "t.json").exists()
+    # JSON round trip
+    loaded = load_lut(tmp_path / "t.json", macro, (32, 64))
+    assert loaded.table == table.table and loaded.fixed == table.fixed and loaded.meta == json.loads(json.dumps(m))
+    g = spanning_genotypes(loaded, 1, 0)[0][1]
+    assert loaded.predict(g) == pytest.approx(table.predict(g))
+    assert loaded.matrix().shape == (macro.num_positions, len(TINY_CANDIDATES))
+
+
+def test_build_real_timer_positive_entries(tmp_path):
+    """The real timer on the tiny space, eager: every entry positive, identity skip 0."""
+    macro = tiny_macro()
+    table = build_lut(macro, (32, 64), QUICK, progress=False, max_other_cpu=None)
+    j = macro.candidates.index("skip")
+    flat = [v for row in table.table for v in row]
+    assert sum(v == 0 for v in flat) == sum(p.is_identity_skip for p in macro.positions())
+    assert all(v > 0 for i, row in enumerate(table.table) for k, v in enumerate(row)
+               if not (k == j and macro.positions()[i].is_identity_skip))
+
+
+def test_build_onnxruntime_backend(tmp_path):
+    macro = tiny_macro(stages=(Stage(8, 1, 2), Stage(16, 1, 2)), low_level_position=0,
+                       candidates=("k3_d1_e1_g2", "skip"))
+    config = TimingConfig(backend="onnxruntime", onnx_exporter="torchscript", threads=1, min_run_time=0.01,
+                          warmup=1, min_repeats=3)
+    table = build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None)
+    assert table.meta["backend"] == "onnxruntime" and all(v > 0 for row in table.table for v in row)
+    assert all(v > 0 for v in table.fixed.values())
+
+
+def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
+    """With the real timer, every round and retry of a part (and of a check's network) times one ONNX export."""
+    import squeezenas.cost.lut.build as build
+    import squeezenas.cost.timing.targets as targets
+    from squeezenas.cost.timing import OnnxModel
+
+    exports, timed = [], []
+    real_export, real_measure = targets.export_for_timing, build.measure
+
+    def counting_export(module, shape, config, directory, name="module"):
+        exports.append(name)
+        return real_export(module, shape, config, directory, name)
+
+    def recording_measure(target, shape, config):
+        timed.append(target)
+        return real_measure(target, shape, config)
+
+    monkeypatch.setattr(targets, "export_for_timing", counting_export)
+    monkeypatch.setattr(build, "measure", recording_measure)
+    macro = tiny_macro(stages=(Stage(8, 1, 2), Stage(16, 1, 2)), low_level_position=0,
+                       candidates=("k3_d1_e1_g2", "skip"))
+    config = TimingConfig(backend="onnxruntime", onnx_exporter="torchscript", threads=1, min_run_time=0.01,
+                          warmup=1, min_repeats=3)
+    table = build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None, rounds=2)
+    n_parts = len(plan_lut(macro, (32, 32), config).parts)
+    assert len(exports) == n_parts and len(timed) == 2 * n_parts
+    assert all(isinstance(t, OnnxModel) for t in timed)
+    assert not timed[0].path.exists()  # the temp dir is gone with the build
+    exports.clear()
+    check_lut(table, samples=3, rounds=2, progress=False, max_other_cpu=None, warn_device=False)
+    assert len(exports) == 3
+    exports.clear()
+    build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None, measure_fn=FakeTimer())
+    assert exports == []  # a given timer gets modules
+
+
+def test_rounds_after_an_adapter_are_not_counted_as_retries():
+    """An op timed after an adapter keeps its rounds, so 3 rounds of one attempt each are no 'remeasured' part."""
+    ort_config = TimingConfig(backend="onnxruntime", threads=1)
+    table = build_lut(tiny_macro(), (32, 64), ort_config, progress=False, measure_fn=FakeTimer(), rounds=3)
+    assert table.meta["contention"]["remeasured"] == 0
+    assert all(e["rounds"] == 3 and e["attempts"] == 3 for e in table.meta["entries"].values())
+
+
+def test_resume_after_kill_and_refuse_other_settings(tmp_path):
+    macro, out = tiny_macro(), tmp_path / "t.json"
+    n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=FakeTimer(fail_after=5))
+    partial = partial_path(out)
+    assert partial.is_file() and not out.exists()
+    assert len(json.loads(partial.read_text())["entries"]) == 5
+    # other settings: refused, naming the field; the partial is kept
+    with pytest.raises(LutError, match=r"timing\.min_run_time"):
+        build_lut(macro, (32, 64), TimingConfig(threads=1, min_run_time=0.02), out=out, progress=False,
+                  measure_fn=FakeTimer())
+    with pytest.raises(LutError, match="input_size"):
+        build_lut(macro, (32, 32), QUICK, out=out, progress=False, measure_fn=FakeTimer())
+    timer = FakeTimer()
+    table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer)
+    assert len(timer.calls) == n_parts - 5 and not partial.exists()
+    full = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    assert table.table == full.table and table.fixed == full.fixed
+
+
+def test_contended_measurements_are_repeated(monkeypatch):
+    """A part measured while other processes held the CPUs is measured again; the entry records it."""
+    from squeezenas.cost.timing import contention
+
+    shares = iter([0.6, 0.3] + [0.0] * 1000)  # the first part: two contended attempts, then a quiet one
+
+    class FakeMonitor:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.other_share = next(shares)
+
+    monkeypatch.setattr(contention, "CpuMonitor", FakeMonitor)
+    monkeypatch.setattr(contention, "_wait_for_quiet", lambda share, timeout: None)
+    timer = FakeTimer()
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=timer)
+    first = next(iter(table.meta["entries"].values()))
+    assert first["attempts"] == 3 and first["other_cpu"] == 0.0
+    assert len(timer.calls) == len(table.meta["entries"]) + 2
+    c = table.meta["contention"]
+    assert c["remeasured"] == 1 and c["still_contended"] == [] and c["worst_other_cpu"] == 0.0
+    shares = iter([0.9] * 1000)  # never quiet: gives up after the retries, and says so
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), retries=1)
+    assert len(table.meta["contention"]["still_contended"]) == len(table.meta["entries"])
+
+
+def test_rounds_take_the_median_round_and_resume_adds_rounds(tmp_path):
+    """Each part timed in several round-robin rounds; the entry is the median round."""
+    macro, out = tiny_macro(), tmp_path / "t.json"
+    n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
+
+    class Drifting(FakeTimer):  # the machine gets slower and slower: round r takes (1 + r) times as long
+        def __call__(self, module, shape, config):
+            t = super().__call__(module, shape, config)
+            t.median_ms *= 1 + (len(self.calls) - 1) // n_parts
+            return t
+
+    with pytest.raises(KeyboardInterrupt):  # killed in the second round
+        build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=Drifting(fail_after=n_parts + 2),
+                  rounds=3)
+    timer = Drifting()
+    table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer, rounds=3)
+    assert len(timer.calls) == 3 * n_parts - (n_parts + 2)
+    base = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    key = plan_lut(macro, (32, 64), QUICK).fixed["stem"]
+    entry = table.meta["entries"][key]
+    assert entry["rounds"] == 3 and len(entry["round_medians"]) == 3
+    assert entry["median_ms"] == sorted(entry["round_medians"])[1]
+    # the stem's rounds: 1x and 2x before the kill, 1x again after it (a fresh timer): the median round is 1x
+    assert sorted(entry["round_medians"]) == pytest.approx([base.fixed["stem"]] * 2 + [2 * base.fixed["stem"]])
+    assert table.fixed["stem"] == pytest.approx(base.fixed["stem"])
+    with pytest.raises(ValueError, match="rounds"):
+        build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), rounds=0)
+
+
+def test_statistic_min_used_by_table_adapter_and_check():
+    """With statistic="min" the table holds each part's min (ops after an adapter: min minus min), and the check
+    compares the networks' min with it; median tables are unchanged."""
+    import dataclasses
+
+    cfg = dataclasses.replace(QUICK, statistic="min")
+    median = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    table = build_lut(tiny_macro(), (32, 64), cfg, progress=False, measure_fn=FakeTimer())
+    assert table.meta["timing"]["statistic"] == "min"
+    for name, v in median.fixed.items():  # fake_timing: min = 0.9 × median
+        assert table.fixed[name] == pytest.approx(0.9 * v)
+    for row_m, row in zip(median.table, table.table):
+        for v_m, v in zip(row_m, row):
+            assert v == pytest.approx(0.9 * v_m)
+    # after an adapter: the difference of the mins
+    ort_cfg = dataclasses.replace(cfg, backend="onnxruntime")
+    plan = plan_lut(tiny_macro(), (32, 64), ort_cfg, context="adapter")
+    part = next(p for p in plan.parts.values() if p.adapter)
+    from squeezenas.cost.lut import assemble_table
+    entries = {k: {"median_ms": 9.0, "min_ms": 5.0, "iqr_ms": 0.1, "repeats": 3} for k in plan.parts}
+    entries[part.adapter] = {"median_ms": 4.0, "min_ms": 1.0, "iqr_ms": 0.1, "repeats": 3}
+    t = assemble_table(plan, entries, {}, 0.0)
+    assert t.meta["entries"][part.key]["min_ms"] == pytest.approx(4.0)
+
+    def network_timer(model, shape, config):
+        assert config.statistic == "min"  # networks are timed with the table's settings
+        return fake_timing(table.predict(model.genotype) / 0.9 * 1.2, shape, config)  # its min = 1.2 × predicted
+
+    report = check_lut(table, samples=4, progress=False, measure_fn=network_timer)
+    assert report["statistic"] == "min"
+    for r in report["networks"]:
+        assert r["measured_ms"] == pytest.approx(1.2 * r["predicted_ms"])
+
+
+def test_statistic_rounds_and_bad_name():
+    rounds = [{"median_ms": m, "min_ms": n, "other_cpu": 0.0} for m, n in ((3.0, 1.0), (1.0, 3.0), (2.0, 2.0))]
+    from squeezenas.cost.lut import combine_rounds
+    assert combine_rounds(rounds, "min_ms")["min_ms"] == 1.0  # min: the fastest call of all rounds
+    assert combine_rounds(rounds, "min_ms")["round_values"] == [1.0, 3.0, 2.0]
+    assert combine_rounds(rounds, "median_ms")["median_ms"] == 2.0  # median round
+    assert combine_rounds(rounds)["round_values"] == [3.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="statistic"):
+        TimingConfig(statistic="mode")

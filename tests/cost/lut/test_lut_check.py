@@ -1,0 +1,83 @@
+"""Checking a latency table against end-to-end measurements: spanning networks, errors, calibration, rounds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lut_fakes import QUICK, FakeTimer, fake_timing, tiny_macro
+from squeezenas.cost.lut import build_lut, check_lut, kendall_tau, spanning_genotypes
+from squeezenas.cost.tables import CostTable
+from squeezenas.space import random_genotype
+
+
+def test_calibrated_predict_uses_stored_calibration():
+    macro = tiny_macro()
+    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    g = spanning_genotypes(table, 1, 3)[0][1]
+    raw = table.predict(g)
+    assert table.predict(g, calibrated=True) == raw  # no calibration yet
+    table.meta["calibration"] = {"overhead_ms": 0.5, "scale": 1.2}
+    assert table.predict(g, calibrated=True) == pytest.approx(0.5 + 1.2 * raw)
+    assert CostTable.from_dict(json.loads(json.dumps(table.to_dict()))).predict(g, calibrated=True) == \
+        pytest.approx(0.5 + 1.2 * raw)
+
+
+def test_spanning_genotypes_span_the_range():
+    from squeezenas.cost.tables import mac_table
+
+    table = mac_table("small", (128, 256))  # any cost table orders the candidates
+    nets = spanning_genotypes(table, 40, seed=1)
+    ratios = [r for r, _ in nets]
+    assert ratios == sorted(ratios) and 0 <= ratios[0] < 0.025 and 0.975 < ratios[-1] <= 1
+    costs = [table.predict(g) for _, g in nets]
+    uniform = [table.predict(random_genotype("small", seed)) for seed in range(40)]
+    assert np.std(costs) > 1.5 * np.std(uniform)  # uniform draws cluster around the mean
+    assert min(costs) < min(uniform) and max(costs) > max(uniform)
+    assert kendall_tau(ratios, costs) > 0.7
+    assert [g.ops for _, g in spanning_genotypes(table, 40, seed=1)] == [g.ops for _, g in nets]
+
+
+def test_check_reports_errors_before_and_after_calibration():
+    """With a fake timer whose networks cost overhead + scale × (sum of parts), calibration is exact."""
+    macro = tiny_macro()
+    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+
+    def network_timer(model, shape, config):
+        return fake_timing(2.0 + 1.5 * table.predict(model.genotype), shape, config)
+
+    report = check_lut(table, samples=8, seed=0, calibrate=True, progress=False, measure_fn=network_timer)
+    for key in ("mape", "kendall_tau", "raw", "calibrated", "calibration_fit", "networks", "n"):
+        assert key in report
+    assert report["n"] == 8 and len(report["networks"]) == 8 and report["mape"] > 1
+    assert report["calibrated"]["mape"] == pytest.approx(0, abs=1e-6)
+    assert report["kendall_tau"] == pytest.approx(1.0)
+    assert table.calibration["overhead_ms"] == pytest.approx(2.0) and table.calibration["scale"] == pytest.approx(1.5)
+    row = report["networks"][0]
+    for key in ("genotype", "mix_ratio", "predicted_ms", "measured_ms", "calibrated_loo_ms", "error_pct"):
+        assert key in row
+    again = check_lut(table, samples=4, seed=1, progress=False, measure_fn=network_timer)
+    assert again["stored_calibration"]["mape"] == pytest.approx(0, abs=1e-6)
+    json.dumps(report)
+
+
+def test_check_with_the_real_timer_runs():
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, max_other_cpu=None)
+    report = check_lut(table, samples=3, seed=0, progress=False, max_other_cpu=None)
+    assert report["n"] == 3 and all(r["measured_ms"] > 0 for r in report["networks"])
+    assert report["threads"] == 1 and report["backend"] == "eager"
+
+
+def test_check_rounds():
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    calls = []
+
+    def network_timer(model, shape, config):
+        calls.append(1)
+        return fake_timing(table.predict(model.genotype) * (1 + 0.1 * (len(calls) % 3)), shape, config)
+
+    report = check_lut(table, samples=4, rounds=3, progress=False, measure_fn=network_timer)
+    assert len(calls) == 12 and report["rounds"] == 3
+    assert all(len(r["round_medians"]) == 3 for r in report["networks"])
