@@ -15,8 +15,6 @@ from squeezenas.cli.options import add_config_options, config_file_option, overr
 from squeezenas.search.config import SampleConfig
 from squeezenas.utils.config import resolve_config
 
-COST_LABELS = {"gmacs": "GMACs", "latency_ms": "latency (ms)"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     config_file_option(p, SampleConfig)
@@ -24,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-ms", type=float, help="latency budget (calibrated ms; needs a latency table)")
     budget.add_argument("--budget-gmacs", type=float, help="MAC budget (GMACs at the search's deployment size)")
-    p.add_argument("--calib-batches", type=int, dest="bn_batches", help=argparse.SUPPRESS)  # the old name of --bn-batches
+    p.add_argument("--calib-batches", type=int, dest="bn_batches", help=argparse.SUPPRESS)  # --bn-batches' old name
 
 
 def resolve_sample_config(args: argparse.Namespace) -> SampleConfig:
@@ -39,14 +37,11 @@ def resolve_sample_config(args: argparse.Namespace) -> SampleConfig:
 
 def run(args: argparse.Namespace) -> int:
     from squeezenas.search.sample import sample_and_select
-    from squeezenas.viz.search_plots import pareto_plot
+    from squeezenas.viz.search_plots import draw_selection
 
-    r = sample_and_select(resolve_sample_config(args))
-    plot = pareto_plot(
-        r.samples, r.search / "pareto.png", cost_key=r.cost_key, cost_label=COST_LABELS[r.cost_key],
-        chosen=r.chosen, budget=r.budget, most_likely=next((s for s in r.samples if s["most_probable"]), None),
-        title=f"{len(r.samples)} architectures sampled from {r.search.name} ({r.chosen_genotype.macro_name}, "
-              f"{r.size[0]}×{r.size[1]})")
+    cfg = resolve_sample_config(args)
+    r = sample_and_select(cfg)
+    plot = draw_selection(cfg.search)
     front = sum(s["on_front"] for s in r.samples)
     c = r.chosen
     print(f"{len(r.samples)} architectures scored in {r.seconds:.1f} s, {front} on the Pareto front "

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from squeezenas.data import dataset_info
     from squeezenas.search.loop import run_search
     from squeezenas.search.objective import build_cost_table
-    from squeezenas.viz.search_plots import theta_heatmap
+    from squeezenas.viz.search_plots import draw_search
 
     cfg = resolve_search_config(args)
     resume = getattr(args, "resume", False)
@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
           + (f" (target {r.target:g})" if r.target is not None else "")
           + f", {len(r.pruned)} candidates pruned")
     if r.finished:
-        heatmap = theta_heatmap(r.theta_history, r.genotype.macro_arch, r.out / "theta_heatmap.png")
+        heatmap = draw_search(r.out)
         print(f"wrote {r.out / 'genotype.json'}, {heatmap}; next: squeezenas sample --search {r.out}")
     return 0

@@ -14,6 +14,7 @@ from torch import nn
 from squeezenas.search.config import SearchConfig
 from squeezenas.search.objective import CostModel, TargetProjector
 from squeezenas.space.macro import MacroArch
+from squeezenas.supernet import SuperNet
 from squeezenas.utils.config import ConfigError, from_dict, to_dict
 from squeezenas.utils.io import atomic_torch_save, safe_torch_load
 
@@ -60,9 +61,9 @@ class SearchState:
     @classmethod
     def start(cls, net: Any, cfg: SearchConfig, alpha: float, projector: TargetProjector | None) -> SearchState:
         """The state before the first step: SGD on the weights, Adam on θ (no weight decay)."""
-        return cls(net, weight_optimizer(net, cfg), torch.optim.Adam(net.arch_parameters(), lr=cfg.theta_lr,
-                                                                     weight_decay=0.0),
-                   alpha, projector, memory_format=cfg.memory_format)
+        opt_w = weight_optimizer(net, cfg)
+        opt_t = torch.optim.Adam(net.arch_parameters(), lr=cfg.theta_lr, weight_decay=0.0)
+        return cls(net, opt_w, opt_t, alpha, projector, memory_format=cfg.memory_format)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {
@@ -133,8 +134,6 @@ def load_search_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_search(folder: str | Path, device: torch.device | str = "cpu") -> tuple[Any, SearchConfig, dict[str, Any]]:
     """The supernet of a search folder (trained weights, θ, alive mask), its config and its checkpoint."""
-    from squeezenas.supernet import SuperNet
-
     folder = Path(folder)
     ckpt = load_search_checkpoint(folder / CHECKPOINT)
     cfg = from_dict(SearchConfig, ckpt["config"], where=f"{folder / CHECKPOINT}: config")

@@ -3,13 +3,13 @@ resource loss α · Σ p·C from a cost table (MACs or measured latency), temper
 improbable candidates, an optional cost target, and exact resumption.
 
 ``run_search(cfg, cost_table)`` is the library entry point; ``squeezenas search`` is a thin layer over it. It
-draws nothing: ``theta.json`` and ``SearchResult.theta_history`` hold the distribution over the epochs.
+draws nothing: ``theta.json`` holds the distribution over the epochs (``viz.search_plots`` draws it).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,6 +31,7 @@ from squeezenas.search.objective import (
 )
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import get_space
+from squeezenas.supernet import SuperNet
 from squeezenas.utils.config import to_dict
 from squeezenas.utils.io import atomic_write_json
 
@@ -59,8 +60,6 @@ class SearchResult:
     seconds: float  # wall time of this call
     target: float | None = None  # in ``unit``
     lam_total: float | None = None  # the target projection's accumulated price (nats per mean-network cost)
-    theta_history: list[dict[str, Any]] = field(default_factory=list)  # theta.json's "epochs": the distribution
-    #                                                                     at the start and after every epoch
 
     def to_dict(self) -> dict[str, Any]:
         return {"genotype": self.genotype.to_dict(), "expected_cost": self.expected_cost,
@@ -243,8 +242,6 @@ def run_search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset |
     ``out/checkpoint.pt`` (the config must match, see ``RESUME_FREE``). ``stop_after`` ends this call after
     that many epochs (a later ``resume=True`` call continues exactly). ``on_epoch`` receives every epoch's row.
     """
-    from squeezenas.supernet import SuperNet
-
     t_call = time.perf_counter()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
@@ -338,8 +335,7 @@ def _finish(st: SearchState, cfg: SearchConfig, cost: CostModel, out: Path, log:
         genotype=genotype, probabilities=p.cpu().tolist(), expected_cost=table.calibrate(cost.expected(p)),
         predicted_cost=table.calibrate(table.predict(genotype)), unit=cost.unit, alpha=st.alpha,
         epochs=st.epoch, finished=st.epoch >= cfg.epochs, history=st.history, pruned=st.pruned, out=out,
-        seconds=seconds, target=cfg.target, lam_total=st.projector.lam_total if st.projector is not None else None,
-        theta_history=st.theta_history)
+        seconds=seconds, target=cfg.target, lam_total=st.projector.lam_total if st.projector is not None else None)
     if not result.finished:
         return result
     key = UNIT_KEYS.get(cost.unit, cost.unit)

@@ -3,7 +3,7 @@ accuracy–cost plane, and pick one from the Pareto front at the user's budget.
 
 ``sample_and_select(SampleConfig(...))`` is the library entry point; the scorer and the latency table are
 arguments (``PathScorer`` and the search's or the config's table by default), so other evaluators or devices
-plug in. It draws nothing: ``SampleResult`` (and ``pareto.json``) hold what a plot of the plane needs.
+plug in. It draws nothing: ``pareto.json`` holds what a plot of the plane needs (``viz.search_plots`` draws it).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from squeezenas.cost.tables import CostTable
+from squeezenas.cost.tables import CostTable, mac_table
 from squeezenas.engine.distributed import resolve_device
 from squeezenas.search.checkpoint import load_search
-from squeezenas.search.config import SampleConfig
+from squeezenas.search.config import SampleConfig, SearchConfig
 from squeezenas.search.pareto import pareto_front, select
 from squeezenas.search.scoring import PathScorer, ScoreCache, bn_batches
 from squeezenas.space.genotype import Genotype
@@ -66,8 +66,6 @@ class SampleResult:
     chosen_genotype: Genotype
     cost_key: str  # the cost axis of the front: "gmacs" or "latency_ms"
     budget: float | None
-    search: Path  # the search folder sampled from
-    size: tuple[int, int]  # the deployment resolution the costs are at
     paths: dict[str, Path] = field(default_factory=dict)  # pareto.json, the chosen genotype
     seconds: float = 0.0
 
@@ -83,8 +81,6 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
     ``cfg.budget_kind`` "ms" (needs a latency table) or "gmacs" sets the front's cost axis; without it the
     search's own cost. ``scorer`` replaces the supernet path scorer (and its cache).
     """
-    from squeezenas.cost.tables import mac_table
-
     t_start = time.perf_counter()
     search_dir = Path(cfg.search)
     dev = resolve_device(cfg.device)
@@ -115,13 +111,7 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
                 "epoch": int(ckpt["epoch"])}
     cache = ScoreCache(search_dir / "sample_cache.jsonl", settings) if scorer is None else None
     if scorer is None and any(cache.get(g) is None for g in genotypes):
-        from squeezenas.data import dataset_info
-        from squeezenas.engine.loaders import build_eval_dataset, build_eval_loader
-
-        val = build_eval_dataset(scfg.dataset, scfg.data_root, cfg.split, cfg.val_size, cfg.val_limit,
-                                 **scfg.data_options)
-        scorer = PathScorer(net, bn_batches(scfg, cfg.bn_batches, cfg.seed), build_eval_loader(val, cfg.workers),
-                            num_classes, dev, dataset_info(scfg.dataset, scfg.data_root).ignore_index)
+        scorer = _path_scorer(cfg, scfg, net, num_classes, dev)
 
     samples: list[dict[str, Any]] = []
     bar = tqdm(total=len(genotypes), desc="scoring paths", unit="arch", dynamic_ncols=True, disable=not cfg.progress)
@@ -158,8 +148,20 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
               "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen, "samples": samples}
     paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
     atomic_write_json(paths["pareto.json"], report)
-    return SampleResult(samples, chosen, chosen_genotype, cost_key, cfg.budget, search_dir, size, paths,
-                        time.perf_counter() - t_start)
+    return SampleResult(samples, chosen, chosen_genotype, cost_key, cfg.budget, paths, time.perf_counter() - t_start)
+
+
+def _path_scorer(cfg: SampleConfig, searched: SearchConfig, net: Any, num_classes: int,
+                 device: torch.device) -> PathScorer:
+    """The supernet path scorer on the search's data: BatchNorm batches from its training split (its crop and
+    batch size), mIoU on ``cfg.split``."""
+    from squeezenas.data import dataset_info
+    from squeezenas.engine.loaders import build_eval_dataset, build_eval_loader
+
+    val = build_eval_dataset(searched.dataset, searched.data_root, cfg.split, cfg.val_size, cfg.val_limit,
+                             **searched.data_options)
+    return PathScorer(net, bn_batches(searched, cfg.bn_batches, cfg.seed), build_eval_loader(val, cfg.workers),
+                      num_classes, device, dataset_info(searched.dataset, searched.data_root).ignore_index)
 
 
 def _latency_table(cfg: SampleConfig, lut: CostTable | None, searched: CostTable, macro: MacroArch,

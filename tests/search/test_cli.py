@@ -14,7 +14,8 @@ from squeezenas.utils.config import ConfigError
 def test_search_config_resolution(tmp_path, parse):
     from squeezenas.cli.search import resolve_search_config
 
-    cfg = resolve_search_config(parse("search", ["--target-gmacs", "2.5", "--crop", "64", "128", "--out", str(tmp_path)]))
+    argv = ["--target-gmacs", "2.5", "--crop", "64", "128", "--out", str(tmp_path)]
+    cfg = resolve_search_config(parse("search", argv))
     assert cfg.cost == "mac" and cfg.target == 2.5 and cfg.crop == (64, 128) and cfg.loss_alpha(1.0) == 0.0
     cfg = resolve_search_config(parse("search", ["--target-latency", "30"]))
     assert cfg.cost == "latency" and cfg.target == 30.0

@@ -53,7 +53,7 @@ def test_sample_and_select_on_a_tiny_search(tiny_search):
     for s in report["samples"]:
         assert 0 <= s["miou"] <= 1 and s["gmacs"] > 0 and isinstance(s["on_front"], bool)
     assert report["chosen"]["on_front"]
-    assert r.search == tiny_search and r.size == (64, 128) and report["size"] == [64, 128]
+    assert report["size"] == [64, 128]
     chosen = load_genotype(tiny_search / "chosen_genotype.json")
     assert list(chosen.ops) == r.chosen["genotype"]
     # with a budget: the most accurate sample that fits; cached scores make the rerun cheap
