@@ -52,7 +52,7 @@ def export_bundle(
     ``networks`` whole networks are added for an on-device check; they span the MAC range (the latency
     ordering is unknown before the device has run the bundle), sampled as ``lut check`` samples them.
     ``context`` is ``plan_lut``'s: by default ops are exported after an adapter, and the adapters alone, as the
-    onnxruntime backend times them (see ``lut.adapter_conv``).
+    onnxruntime backend times them (see ``lut.plan.adapter_conv``).
     """
     arch = get_space(macro)
     out = Path(out_dir)

@@ -158,7 +158,8 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The runner's options; the timing ones default to ``squeezenas.cost.timing.TimingConfig``'s."""
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", type=Path, default=here, help="bundle folder (default: this script's folder)")
@@ -171,7 +172,11 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--min-repeats", type=int, default=10)
     p.add_argument("--max-repeats", type=int, default=10000)
     p.add_argument("--skip-networks", action="store_true", help="time only the parts, not the check networks")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list | None = None) -> int:
+    args = parser().parse_args(argv)
     args.max_run_time = max(args.max_run_time, args.min_run_time)
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     out = args.out or args.bundle / "results.json"

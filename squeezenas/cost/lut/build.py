@@ -86,9 +86,9 @@ def build_lut(
 
     With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
     a build with the same settings resumes from it (a partial with other settings is an error naming them),
-    and it is removed once ``out`` is written. ``measure_fn`` defaults to ``timing.measure``, with each part exported
-    to ONNX once for the onnxruntime backend (``TimingTargets``); a given one (tests pass a counting fake) gets
-    a freshly built module every time.
+    and it is removed once ``out`` is written. ``measure_fn`` defaults to ``cost.timing.measure``, with each part
+    exported to ONNX once for the onnxruntime backend (``TimingTargets``); a given one (tests pass a counting
+    fake) gets a freshly built module every time.
 
     A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
@@ -98,7 +98,8 @@ def build_lut(
     With ``rounds`` > 1 every part is timed that many times, round-robin over all parts (so a part's rounds lie
     minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
     min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
-    for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build with more rounds adds rounds to what it has.
+    for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build
+    with more rounds adds rounds to what it has.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")

@@ -26,3 +26,12 @@ def test_warm_up_is_cut_short_for_slow_models():
 
     assert runner.warm_up(clock, 10, 0.01) == 0.02 and calls == [1, 1]
     assert runner.warm_up(lambda n: 1e-6 * n, 4, 10.0) == 1e-6  # fast: every warm-up call is made
+
+
+def test_runner_defaults_are_the_timers():
+    """The runner cannot import squeezenas: its timing defaults are TimingConfig's by this test."""
+    from squeezenas.cost.timing import TimingConfig
+
+    args, config = runner.parser().parse_args([]), TimingConfig()
+    for name in ("warmup", "min_run_time", "max_run_time", "min_repeats", "max_repeats"):
+        assert getattr(args, name) == getattr(config, name), name
