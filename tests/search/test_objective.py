@@ -69,13 +69,6 @@ def test_max_mode_only_caps_the_cost():
     assert cost.expected(theta.softmax(-1)) == pytest.approx(0.8 * e0, rel=1e-5)
 
 
-def test_calibrated_targets_are_in_calibrated_units():
-    table = _toy_table()
-    table.meta["calibration"] = {"overhead_ms": 2.0, "scale": 1.5}
-    assert table.calibrate(10.0) == pytest.approx(17.0)
-    assert table.uncalibrate(17.0) == pytest.approx(10.0)
-
-
 def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
     """A calibrated latency table: the target is in calibrated ms and the final expectation lands on it."""
     table = _toy_table()
