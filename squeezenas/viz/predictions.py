@@ -11,8 +11,12 @@ from PIL import Image
 from torch import nn
 
 from squeezenas.data.base import read_image
+from squeezenas.data.constants import IMAGE_SUFFIXES
+from squeezenas.engine.config import pair
+from squeezenas.engine.distributed import resolve_device
 from squeezenas.data.transforms import denormalize
 from squeezenas.engine.predict import list_images, predict_labels
+from squeezenas.utils.config import ConfigError
 from squeezenas.viz.labels import colorize, overlay, side_by_side
 
 
@@ -20,19 +24,30 @@ def predict_files(model: nn.Module, images: str | Path, out: str | Path, palette
                   size: tuple[int, int] | None = None, device: str = "cpu", progress: bool = True) -> list[Path]:
     """Predict one image (``out`` is a .png file) or a folder (``out`` is a folder); writes the colour-coded
     labels and an overlay next to them (``*_overlay.png``). Returns the written label pictures."""
+    if size is not None:
+        pair("size", tuple(size))
     files = list_images(images)
     out = Path(out)
     single = len(files) == 1 and not Path(images).is_dir()
+    if not single and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise ConfigError(f"--out {out}: a folder of images needs an output folder, not a picture file")
+    if single and out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: the labels are written as a .png picture")
+    inputs = {f.resolve() for f in files}
+    targets = [out if single else out / f"{f.stem}.png" for f in files]
+    clash = [t for t in targets + [t.with_name(t.stem + "_overlay.png") for t in targets] if t.resolve() in inputs]
+    if clash:
+        raise ConfigError(f"--out {out}: would overwrite the input picture {clash[0]}")
+    device = resolve_device(str(device))
     written = []
     it = files
     if progress and len(files) > 1:
         from tqdm import tqdm
 
         it = tqdm(files, desc="predict", unit="img")
-    for f in it:
+    for f, target in zip(it, targets):
         image = read_image(f)
         labels = predict_labels(model, image, size, device)
-        target = out if single else out / f"{f.stem}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         colored = colorize(labels, palette)
         colored.save(target)

@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 from squeezenas.space.macro import MacroArch
 
+COST_LABELS = {"gmacs": "GMACs", "latency_ms": "latency (ms)"}
+
 
 def _pyplot():
     import matplotlib
@@ -102,3 +104,29 @@ def pareto_plot(samples: Sequence[dict[str, Any]], path: str | Path, *, cost_key
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def draw_search(search_dir: str | Path) -> Path:
+    """``theta_heatmap.png`` of a search folder, from its ``theta.json`` (the space from its cost table)."""
+    import json
+
+    from squeezenas.cost.tables import CostTable
+
+    search_dir = Path(search_dir)
+    theta = json.loads((search_dir / "theta.json").read_text())
+    macro = CostTable.load(search_dir / "cost_table.json").macro
+    return theta_heatmap(theta["epochs"], macro, search_dir / "theta_heatmap.png")
+
+
+def draw_selection(search_dir: str | Path) -> Path:
+    """``pareto.png`` of a search folder, from the ``pareto.json`` that ``squeezenas sample`` wrote."""
+    import json
+
+    search_dir = Path(search_dir)
+    report = json.loads((search_dir / "pareto.json").read_text())
+    samples, cost_key = report["samples"], report["cost_key"]
+    h, w = report["size"]
+    most = next((s for s in samples if s.get("most_probable")), None)
+    return pareto_plot(samples, search_dir / "pareto.png", cost_key=cost_key, cost_label=COST_LABELS[cost_key],
+                       chosen=report["chosen"], budget=report.get("budget"), most_likely=most,
+                       title=f"{len(samples)} architectures sampled from {search_dir.name} ({h}×{w})")

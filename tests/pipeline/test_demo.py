@@ -1,6 +1,7 @@
-"""The whole pipeline (squeezenas demo) at a tiny setting: every stage runs and leaves its results."""
+"""The whole pipeline (squeezenas demo) at a tiny setting: every stage runs, leaves its results, resumes."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -32,11 +33,44 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert json.loads((out / "summary.json").read_text())["genotype"] == g.to_dict()
     report = (out / "report.md").read_text()
     assert "test mIoU" in report and "![](network.png)" in report
-    # a second run finds every stage done and only redoes evaluation and the report
+    # a second run finds every stage done and only redoes evaluation, the latency measurement and the report
+    kept = ("lut.json", "lut_check.json", "search/checkpoint.pt", "search/pareto.json", "genotype.json",
+            "train/last.pt", "train/best.pt")
+    redone = ("test.json", "summary.json", "report.md")
+    before = {f: _stamp(out / f) for f in kept + redone}
     s2 = run_demo(cfg)
     assert s2["genotype"] == s["genotype"]
+    assert {f: _stamp(out / f) for f in kept} == {f: before[f] for f in kept}
+    assert all(_stamp(out / f) != before[f] for f in redone)
 
 
-def test_demo_cli_rejects_unknown_dataset(capsys):
-    with pytest.raises(SystemExit):
-        main(["demo", "--dataset", "imagenet"])
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_ino  # atomic writes replace the file: a new inode
+
+
+def test_demo_cli_rejects_unknown_dataset_before_writing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--dataset", "imagenet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "imagenet" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_demo_cli_offers_every_config_field():
+    from dataclasses import fields
+
+    from squeezenas.cli.main import build_parser
+
+    demo = build_parser()._subparsers._group_actions[0].choices["demo"]
+    dests = {a.dest for a in demo._actions}
+    assert {f.name for f in fields(DemoConfig)} - {"data_options"} <= dests and "data_option" in dests
+
+
+def test_demo_config_is_checked_before_any_work():
+    from squeezenas.utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match="target_fraction"):
+        demo_config(target_fraction=0)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        demo_config(search_epochs=1, warmup_epochs=1)
