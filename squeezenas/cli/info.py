@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from squeezenas.cost.counting import count_costs
-from squeezenas.models.resolve import resolve_model
+from squeezenas.cost.counting import network_report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,27 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def info(model_spec: str, size: tuple[int, int], num_classes: int | None = None) -> dict:
-    """Everything ``squeezenas info`` prints, as a dict."""
-    r = resolve_model(model_spec, num_classes=num_classes)
-    report = count_costs(r.model, tuple(size))
-    positions = []
-    if r.genotype is not None:
-        macro = r.genotype.macro_arch
-        sizes = macro.input_sizes(*size)
-        for p, code, hw in zip(macro.positions(), r.genotype.ops, sizes):
-            part = report.parts.get(f"position.{p.index}", {"macs": 0, "params": 0})
-            positions.append({"index": p.index, "op": code, "c_in": p.c_in, "c_out": p.c_out, "stride": p.stride,
-                              "input_hw": list(hw), "macs": part["macs"], "params": part["params"]})
-    d = report.to_dict()
-    return {"name": r.name, "macro": r.genotype.macro_name if r.genotype else None, "num_classes": r.num_classes,
-            "input_size": list(size), "macs": report.macs, "gmacs": round(report.gmacs, 4), "params": report.params,
-            "parts": {k: v for k, v in d["parts"].items() if not k.startswith("position.")},
-            "positions": positions, "layers": d["layers"]}
-
-
 def run(args: argparse.Namespace) -> int:
-    d = info(args.model, tuple(args.size), args.num_classes)
+    d = network_report(args.model, tuple(args.size), args.num_classes)
     if args.json:
         if not args.convs:
             d.pop("layers")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from squeezenas.models.resolve import resolve_model
+
 
 @dataclass
 class LayerCost:
@@ -110,3 +112,23 @@ def count_costs(model: nn.Module, input_size: tuple[int, int], on_meta: bool = T
         parts.setdefault(part_of(name), {"macs": 0, "params": 0})["params"] += p.numel()
     return CostReport(input_size=tuple(input_size), layers=layers, macs=sum(l.macs for l in layers),
                       params=sum(p.numel() for p in model.parameters()), parts=parts)
+
+
+def network_report(model_spec: str, size: tuple[int, int], num_classes: int | None = None) -> dict:
+    """MACs and parameters of a zoo name, genotype file or checkpoint at ``size``: totals, fixed parts, every
+    searched position (its candidate, channels, stride, input size) and every convolution (``squeezenas info``)."""
+    r = resolve_model(model_spec, num_classes=num_classes)
+    report = count_costs(r.model, tuple(size))
+    positions = []
+    if r.genotype is not None:
+        macro = r.genotype.macro_arch
+        sizes = macro.input_sizes(*size)
+        for p, code, hw in zip(macro.positions(), r.genotype.ops, sizes):
+            part = report.parts.get(f"position.{p.index}", {"macs": 0, "params": 0})
+            positions.append({"index": p.index, "op": code, "c_in": p.c_in, "c_out": p.c_out, "stride": p.stride,
+                              "input_hw": list(hw), "macs": part["macs"], "params": part["params"]})
+    d = report.to_dict()
+    return {"name": r.name, "macro": r.genotype.macro_name if r.genotype else None, "num_classes": r.num_classes,
+            "input_size": list(size), "macs": report.macs, "gmacs": round(report.gmacs, 4), "params": report.params,
+            "parts": {k: v for k, v in d["parts"].items() if not k.startswith("position.")},
+            "positions": positions, "layers": d["layers"]}
