@@ -51,10 +51,10 @@ def lut_fingerprint() -> dict:
 def search_fingerprint() -> dict:
     from squeezenas.cost.tables import mac_table
     from squeezenas.search.config import SearchConfig
-    try:  # the redesign's name; the old one before it
+    try:  # the redesign's name; the old one (squeezenas.search.search.search) gave before.json
         from squeezenas.search import run_search as run
     except ImportError:
-        from squeezenas.search.search import search as run
+        from squeezenas.search.search import search as run  # the module before the redesign
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SearchConfig(space="small", dataset="synthetic", data_options={"num_samples": 8, "size": [64, 128]},
