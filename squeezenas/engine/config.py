@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from squeezenas.utils.config import ConfigError, load_mapping, resolve_config, to_dict
+from squeezenas.utils.config import ConfigError, load_mapping, pair, positive, resolve_config, to_dict
 
 SCHEDULES = ("step", "poly")
 DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N"
@@ -47,17 +47,6 @@ def check_fields(cfg: Any) -> None:
             pair(name, getattr(cfg, name))
     if "scale" in names and not 0 < cfg.scale[0] <= cfg.scale[1]:
         raise ConfigError(f"scale must be (low, high) with 0 < low <= high, got {cfg.scale}")
-
-
-def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
-    """``value`` must be > 0 (>= 0 with ``allow_zero``); None passes (an optional field left unset)."""
-    if value is not None and value < (0 if allow_zero else 1):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
-
-
-def pair(name: str, value: tuple[int, int]) -> None:
-    if len(value) != 2 or min(value) < 1:
-        raise ConfigError(f"{name} must be (H, W) of two positive integers, got {value}")
 
 
 def _cuda_index(device: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -70,8 +71,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return float(value)
     if tp is int and isinstance(value, bool):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp in (int, str, bool) and not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {'a number' if tp is float else tp.__name__}, got {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if tp is Path:
         return Path(value)
     return value
@@ -154,3 +157,17 @@ def field_help(cls: type) -> dict[str, str]:
             else:
                 current = None
     return out
+
+
+def positive(name: str, value: int | float | None, allow_zero: bool = False) -> None:
+    """``value`` must be > 0 (>= 0 with ``allow_zero``); None passes (an optional field left unset)."""
+    if value is not None and value < (0 if allow_zero else 1e-300 if isinstance(value, float) else 1):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
+
+
+def pair(name: str, value: Any) -> tuple[int, int]:
+    """A size (H, W) of two positive integers, or a ConfigError naming ``name``."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or min(value) < 1):
+        raise ConfigError(f"{name} must be (H, W) of two positive integers, got {value}")
+    return int(value[0]), int(value[1])
