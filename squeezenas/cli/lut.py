@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
                         "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
+    b.add_argument("--force", action="store_true", help="replace an OUT that holds a calibrated table")
     _measuring_args(b, "part")
     b.set_defaults(_lut=_build)
 
@@ -89,7 +90,7 @@ def _build(args: argparse.Namespace) -> int:
         print(f"resuming from {partial_path(args.out)}")
     table = build_lut(args.space, tuple(args.size), timing_config(args), num_classes=args.num_classes, out=args.out,
                       progress=not args.quiet, context=None if args.context == "auto" else args.context,
-                      rounds=args.rounds, **contention(args))
+                      rounds=args.rounds, force=args.force, **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
           f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "

@@ -26,6 +26,7 @@ from squeezenas.cost.timing.ort import OnnxModel
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
+from squeezenas.utils.config import pair
 
 DEFAULT_SIZE = (1024, 2048)
 
@@ -60,7 +61,7 @@ def benchmark(
     else:
         r = resolve_model(model, num_classes=num_classes)
         net, label, genotype = r.model, name or r.name, r.genotype
-    h, w = (int(v) for v in size or DEFAULT_SIZE)
+    h, w = pair("size", tuple(size or DEFAULT_SIZE))
     gmacs = None if isinstance(net, OnnxModel) else count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
     with TimingTargets(config, export=not isinstance(net, OnnxModel)) as targets:  # retries reuse one export

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from squeezenas.models.resolve import resolve_model
+from squeezenas.utils.config import pair
 
 
 @dataclass
@@ -117,6 +118,7 @@ def count_costs(model: nn.Module, input_size: tuple[int, int], on_meta: bool = T
 def network_report(model_spec: str, size: tuple[int, int], num_classes: int | None = None) -> dict:
     """MACs and parameters of a zoo name, genotype file or checkpoint at ``size``: totals, fixed parts, every
     searched position (its candidate, channels, stride, input size) and every convolution (``squeezenas info``)."""
+    size = pair("size", tuple(size))
     r = resolve_model(model_spec, num_classes=num_classes)
     report = count_costs(r.model, tuple(size))
     positions = []

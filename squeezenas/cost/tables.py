@@ -5,6 +5,7 @@ predicted(network) = fixed + Σ_positions table[i][op_i]. MAC tables are compute
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,15 +126,41 @@ class CostTable:
             raise CostTableError(f"{where}: schema version {d['schema_version']} (this version reads {SCHEMA_VERSION})")
         try:
             macro = MacroArch.from_dict(d["macro"], where=f"{where}: macro")
-            table = [[float(v) for v in row] for row in d["table"]]
+            rows = d["table"]
+            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+                raise CostTableError(f"{where}: 'table' must be a list of rows")
+            table = [[_number(v, f"{where}: table[{i}][{j}]") for j, v in enumerate(row)] for i, row in enumerate(rows)]
+            fixed = {k: _number(v, f"{where}: fixed[{k!r}]") for k, v in dict(d["fixed"]).items()}
             t = cls(kind=d["kind"], unit=d["unit"], macro=macro, input_size=tuple(d["input_size"]),
-                    candidates=tuple(d["candidates"]), table=table,
-                    fixed={k: float(v) for k, v in d["fixed"].items()}, meta=d.get("meta", {}))
+                    candidates=tuple(d["candidates"]), table=table, fixed=fixed, meta=d.get("meta", {}))
         except KeyError as e:
             raise CostTableError(f"{where}: missing field {e.args[0]!r}") from None
         if len(t.table) != macro.num_positions or any(len(r) != len(t.candidates) for r in t.table):
             raise CostTableError(f"{where}: table is not {macro.num_positions} positions × {len(t.candidates)} candidates")
+        t.check_values(where)
         return t
+
+    def check_values(self, where: str = "cost table") -> None:
+        """Every cost finite and >= 0, the calibration's too, and not all zero (a table that cannot tell the
+        candidates apart would divide the search's cost term by zero)."""
+        for i, row in enumerate(self.table):
+            for j, v in enumerate(row):
+                if not math.isfinite(v) or v < 0:
+                    raise CostTableError(f"{where}: table[{i}][{j}] (position {i}, {self.candidates[j]}) is {v}; "
+                                         "costs must be finite and >= 0")
+        for k, v in self.fixed.items():
+            if not math.isfinite(v) or v < 0:
+                raise CostTableError(f"{where}: fixed[{k!r}] is {v}; costs must be finite and >= 0")
+        if self.fixed_total + sum(map(sum, self.table)) <= 0:
+            raise CostTableError(f"{where}: every cost is 0; such a table cannot tell the candidates apart")
+        c = self.calibration
+        if c:
+            for k in ("overhead_ms", "scale"):
+                v = c.get(k)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise CostTableError(f"{where}: meta.calibration.{k} is {v!r}; expected a finite number")
+            if c["scale"] <= 0:
+                raise CostTableError(f"{where}: meta.calibration.scale is {c['scale']}; it must be positive")
 
     @classmethod
     def load(cls, path: str | Path) -> CostTable:
@@ -145,6 +172,12 @@ class CostTable:
         except json.JSONDecodeError as e:
             raise CostTableError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(d, where=str(path))
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CostTableError(f"{where} is {value!r}; expected a number")
+    return float(value)
 
 
 def mac_table(macro: str | MacroArch, input_size: tuple[int, int], num_classes: int = 19) -> CostTable:

@@ -57,6 +57,9 @@ def read_classes(path: Path) -> FolderClasses:
     n = len(spec.classes)
     if not 1 <= n <= 255:
         raise ConfigError(f"{path}: expected 1 to 255 classes, got {n}")
+    repeated = sorted({c for c in spec.classes if spec.classes.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: class names must be distinct; repeated: {', '.join(map(repr, repeated))}")
     if not n <= spec.ignore_index <= 255:
         raise ConfigError(f"{path}: ignore_index {spec.ignore_index} must lie in {n}..255, outside the class ids 0..{n - 1}")
     if spec.palette is not None:

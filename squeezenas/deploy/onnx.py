@@ -11,6 +11,8 @@ from torch import nn
 
 from squeezenas.cost.timing.onnx import export_module, eval_mode
 from squeezenas.models.resolve import resolve_model
+from squeezenas.utils.config import pair
+from squeezenas.utils.io import check_output
 
 LOGITS_NAME = "logits"
 
@@ -70,6 +72,8 @@ def export_network(model_spec: str, onnx_path: str | Path, size: tuple[int, int]
                    tolerance: float = 1e-3) -> dict[str, Any]:
     """Export a zoo network, genotype file or checkpoint (``weights`` loaded on top) at a (1, 3, H, W) example and
     verify the file on a seeded random input; ``verified`` says whether max |PyTorch − ORT| ≤ ``tolerance``."""
+    size = pair("size", tuple(size))
+    check_output(onnx_path, kind="file", what="--onnx", inputs=(model_spec,) + ((weights,) if weights else ()))
     r = resolve_model(model_spec, weights=weights, num_classes=num_classes)
     model = r.model.eval()
     path = export_onnx(model, onnx_path, (1, 3, *size), dynamic=dynamic, exporter=exporter)

@@ -84,10 +84,12 @@ def _num(x: float) -> float | None:
 def evaluate_checkpoint(cfg: EvalConfig) -> dict[str, Any]:
     """``squeezenas eval``: load the network, score the split, write the JSON report (rank 0); returns the report."""
     from squeezenas.models.resolve import resolve_model
-    from squeezenas.utils.io import atomic_write_json
+    from squeezenas.utils.io import atomic_write_json, check_output
 
     if not cfg.checkpoint:
         raise ValueError("eval needs --checkpoint CKPT")
+    if cfg.report:
+        check_output(cfg.report, what="--report", inputs=(cfg.checkpoint,))
     device = resolve_device(cfg.device)
     dist = init_distributed(device) if env_dist_info().distributed else env_dist_info()
     if cfg.model:  # a network named separately, weights loaded strictly (errors name the key and shapes)
@@ -122,7 +124,8 @@ def _dataset_of(cfg: EvalConfig, meta: dict[str, Any]) -> tuple[str, str | None,
     saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     name = cfg.dataset or meta.get("dataset")
     if not name:
-        raise ValueError("which dataset? pass --dataset (the checkpoint does not name one)")
+        raise ValueError(f"which dataset? pass --dataset ({cfg.checkpoint} names none: only our training "
+                         "checkpoints record their dataset)")
     root, options = cfg.data_root, cfg.data_options
     if name == saved.get("dataset"):
         root = root if root is not None else saved.get("data_root")

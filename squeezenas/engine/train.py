@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from squeezenas.engine.loaders import (
 )
 from squeezenas.models.weights import CheckpointError, load_state_dict_strict
 from squeezenas.utils.config import ConfigError, to_dict
-from squeezenas.utils.io import atomic_write_text
+from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_text, check_output
 
 Log = Callable[[str], None]
 EpochCallback = Callable[[int, nn.Module, dict[str, Any]], None]
@@ -240,6 +241,7 @@ def train(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) -> dict[s
 
 
 def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end: EpochCallback | None) -> dict[str, Any]:
+    check_output(cfg.out, kind="folder", what="--out")
     ckpt = check_run_folder(cfg)
     info = dataset_info(cfg.dataset, cfg.data_root)
     if cfg.num_classes is not None and cfg.num_classes != info.num_classes:
@@ -273,8 +275,10 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
     out = Path(cfg.out)
     log = RunLog(out / "train.log") if dist.is_main else silent
     writer = None
+    lock = RunLock(out / LOCK_FILE, "--out") if dist.is_main else contextlib.nullcontext()
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        lock.__enter__()  # another run writing into the same folder is refused here, before anything is written
         atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
         if cfg.tensorboard:
             writer = open_tensorboard(out / "tb")
@@ -289,6 +293,7 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
     finally:
         if writer is not None:
             writer.close()
+        lock.__exit__(None, None, None)
 
 
 def _start_state(ckpt: dict[str, Any] | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from squeezenas.models.builder import build_model
 from squeezenas.models.weights import load_weights, read_state_dict
 from squeezenas.models.zoo import ZOO, get_model
 from squeezenas.space.genotype import Genotype, load_genotype
+from squeezenas.utils.config import positive
 from squeezenas.utils.registry import unknown_name_message
 
 GENOTYPE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -31,6 +32,7 @@ def resolve_model(spec: str | Path, *, weights: str | Path | None = None, num_cl
 
     ``weights`` (optional) is loaded strictly on top; it may be a released SqueezeNAS checkpoint.
     """
+    positive("num_classes", num_classes)
     spec_s = str(spec)
     path = Path(spec_s)
     meta: dict = {}
@@ -55,7 +57,8 @@ def resolve_model(spec: str | Path, *, weights: str | Path | None = None, num_cl
             model, geno = get_model(meta["model_name"], num_classes=n), entry.genotype
         else:
             raise ValueError(f"{path}: the checkpoint does not say which network it holds (no 'genotype' or "
-                             "'model_name'); pass the network by name or genotype file and the file with --weights")
+                             "'model_name'); name the network (a zoo name or genotype file) and load this file as "
+                             "its weights: eval --model NAME --checkpoint FILE; predict, export, bench NAME --weights FILE")
         from squeezenas.models.weights import load_state_dict_strict
 
         load_state_dict_strict(model, sd, source=str(path))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from squeezenas.engine.config import DataFields, RunFields, check_fields, positive
-from squeezenas.utils.config import ConfigError
+from squeezenas.engine.config import DataFields, RunFields, check_fields
+from squeezenas.utils.config import ConfigError, positive
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from squeezenas.search import SampleConfig, SearchConfig, run_search, sample_and
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import get_space
 from squeezenas.utils.config import to_dict
-from squeezenas.utils.io import atomic_write_json, atomic_write_text
+from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, atomic_write_text, check_output
 from squeezenas.viz.search_plots import draw_search, draw_selection
 
 
@@ -47,8 +47,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     get_space(cfg.space)  # every input is checked before anything is measured or written
     dataset_info(cfg.dataset, cfg.data_root)
     timing = timing_config(cfg)
-    out = Path(cfg.out)
+    out = check_output(cfg.out, kind="folder", what="--out")
     out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out / LOCK_FILE, "--out"):
+        return _run_stages(cfg, timing, out)
+
+
+def _run_stages(cfg: DemoConfig, timing: TimingConfig, out: Path) -> dict[str, Any]:
     atomic_write_json(out / "demo_config.json", to_dict(cfg))
     t0, stages = time.perf_counter(), {}
 
@@ -111,8 +116,8 @@ def latency_table(cfg: DemoConfig, timing: TimingConfig, out: Path) -> CostTable
         table = CostTable.load(measured)
     else:
         _log(f"1/6 latency table: space {cfg.space} at {cfg.size[0]}×{cfg.size[1]} on {cfg.device}")
-        table = build_lut(cfg.space, cfg.size, timing, out=measured, progress=cfg.progress, rounds=cfg.lut_rounds,
-                          **guard)
+        table = build_lut(cfg.space, cfg.size, timing, num_classes=dataset_info(cfg.dataset, cfg.data_root).num_classes,
+                          out=measured, progress=cfg.progress, rounds=cfg.lut_rounds, **guard)
     check = check_lut(table, samples=cfg.check_samples, seed=cfg.seed, calibrate=True, progress=cfg.progress,
                       rounds=cfg.lut_rounds, **guard)
     if table.calibrate(table.bounds()[0]) <= 0:  # a fit spoilt by a busy machine: the raw sums are safer

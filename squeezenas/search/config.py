@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from squeezenas.engine.config import DataFields, RunFields, check_fields, positive
+from squeezenas.engine.config import DataFields, RunFields, check_fields
 from squeezenas.search.pareto import SELECT_RULES
-from squeezenas.utils.config import ConfigError
+from squeezenas.utils.config import ConfigError, positive
 
 COSTS = ("mac", "latency")
 TARGET_MODES = ("equal", "max")

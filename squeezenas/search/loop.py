@@ -33,7 +33,7 @@ from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import get_space
 from squeezenas.supernet import SuperNet
 from squeezenas.utils.config import to_dict
-from squeezenas.utils.io import atomic_write_json
+from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, check_output
 
 CSV_FIELDS = ("epoch", "phase", "steps", "seconds", "seconds_per_step", "loss", "ce", "cost_term", "expected_cost",
               "derived_cost", "target", "alpha", "lam", "temperature", "lr", "entropy", "alive", "alive_fraction",
@@ -243,22 +243,22 @@ def run_search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset |
     that many epochs (a later ``resume=True`` call continues exactly). ``on_epoch`` receives every epoch's row.
     """
     t_call = time.perf_counter()
-    out = Path(cfg.out)
+    out = check_output(cfg.out, kind="folder", what="--out")
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{out} already holds a search ({ckpt_path}); pass --resume to continue it or "
                               "choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out / "search.log", cfg.progress)
-    macro = get_space(cfg.space)
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"nothing to resume in {out}: {ckpt_path} not found")
+    macro = get_space(cfg.space)  # everything is checked before the run folder is touched
     size = resolve_size(cfg, cost_table)
-    check_cost_table(cfg, cost_table, macro, size)
     device = resolve_device(cfg.device)
+    data = _build_data(cfg, train_set, num_classes)
+    check_cost_table(cfg, cost_table, macro, size, data.num_classes)
     if device.type == "cpu":
         from squeezenas.utils.runtime import tune_cpu_allocator
 
         tune_cpu_allocator()  # keep large activations in the heap between steps (docs/SUPERNET.md)
-    data = _build_data(cfg, train_set, num_classes)
     total_steps = cfg.epochs * data.steps_per_epoch
     total_theta_steps = (cfg.epochs - cfg.warmup_epochs) * data.steps_per_epoch
 
@@ -267,7 +267,22 @@ def run_search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset |
     cost = CostModel.from_table(cost_table, device)
     st = SearchState.start(net, cfg, cfg.loss_alpha(cost.e_ref),
                            make_projector(cfg, cost, net, size, total_theta_steps))
-    if resume and ckpt_path.exists():
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out / LOCK_FILE, "--out"):
+        return _search(st, cfg, cost, cost_table, macro, size, data, device, resume, stop_after, on_epoch,
+                       total_steps, total_theta_steps, t_call)
+
+
+def _search(st: SearchState, cfg: SearchConfig, cost: CostModel, cost_table: CostTable, macro: Any,
+            size: tuple[int, int], data: Any, device: torch.device, resume: bool, stop_after: int | None,
+            on_epoch: Callable[[dict[str, Any]], None] | None, total_steps: int, total_theta_steps: int,
+            t_call: float) -> SearchResult:
+    """The search in its locked run folder: restore or start, then the epochs."""
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT
+    net = st.net
+    log = RunLog(out / "search.log", cfg.progress)
+    if resume:
         ckpt = load_search_checkpoint(ckpt_path)
         check_resume_config(ckpt["config"], cfg, str(ckpt_path))
         st.restore(ckpt, cfg)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from squeezenas.cost.tables import CostTable
+from squeezenas.cost.tables import CostTable, CostTableError
 from squeezenas.search.config import SearchConfig
 from squeezenas.space.macro import MacroArch, get_space
 from squeezenas.utils.config import ConfigError
@@ -62,9 +62,17 @@ def build_cost_table(cfg: SearchConfig, num_classes: int) -> CostTable:
     return table
 
 
-def check_cost_table(cfg: SearchConfig, table: CostTable, macro: MacroArch, size: tuple[int, int]) -> None:
-    """The table must cost this space at the deployment size, in the kind of cost the config names."""
-    table.check_compatible(macro, size, where=f"{table.kind} cost table")
+def check_cost_table(cfg: SearchConfig, table: CostTable, macro: MacroArch, size: tuple[int, int],
+                     num_classes: int | None = None) -> None:
+    """The table must cost this space at the deployment size and class count, in the kind of cost the config
+    names, with finite non-negative costs that tell the candidates apart."""
+    where = str(cfg.lut) if table.kind == "latency" and cfg.lut else f"{table.kind} cost table"
+    table.check_compatible(macro, size, where=where)
+    table.check_values(where)
+    built_for = table.meta.get("num_classes")
+    if num_classes is not None and built_for is not None and int(built_for) != num_classes:
+        raise CostTableError(f"{where} was built for {built_for} classes (the decoder's cost depends on them), "
+                             f"the data has {num_classes}; build the table with --num-classes {num_classes}")
     if tuple(table.candidates) != tuple(macro.candidates):
         raise ValueError("the cost table's candidates differ from the space's")
     if TABLE_KINDS[cfg.cost] != table.kind:

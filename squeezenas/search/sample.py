@@ -25,7 +25,7 @@ from squeezenas.search.pareto import pareto_front, select
 from squeezenas.search.scoring import PathScorer, ScoreCache, bn_batches
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import MacroArch
-from squeezenas.utils.io import atomic_write_json
+from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, check_output
 
 COST_KEYS = {"ms": "latency_ms", "gmacs": "gmacs"}  # budget kind → the samples' cost field
 
@@ -85,6 +85,10 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
     search_dir = Path(cfg.search)
     dev = resolve_device(cfg.device)
     net, scfg, ckpt = load_search(search_dir, dev)
+    if int(ckpt["epoch"]) < scfg.epochs:
+        raise ValueError(f"the search in {search_dir} has finished {ckpt['epoch']} of its {scfg.epochs} epochs; "
+                         f"continue it first: squeezenas search --out {search_dir} --resume")
+    out_path = check_output(cfg.out if cfg.out is not None else search_dir / "chosen_genotype.json", what="--out")
     macro = net.macro
     size = tuple(ckpt["cost"]["size"])
     num_classes = int(ckpt["num_classes"])
@@ -113,41 +117,42 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
     if scorer is None and any(cache.get(g) is None for g in genotypes):
         scorer = _path_scorer(cfg, scfg, net, num_classes, dev)
 
-    samples: list[dict[str, Any]] = []
-    bar = tqdm(total=len(genotypes), desc="scoring paths", unit="arch", dynamic_ncols=True, disable=not cfg.progress)
-    for g in genotypes:
-        score = cache.get(g) if cache is not None else None
-        if score is None:
-            score = scorer(g)
-            if cache is not None:
-                cache.add(g, score)
-        row = {"genotype": list(g.ops), **score, "gmacs": macs.predict(g, calibrated=True),
-               "log_prob": log_probability(probs, g), "most_probable": g.ops == argmax.ops}
-        if lat is not None:
-            row["latency_ms"] = lat.predict(g, calibrated=True)
-        samples.append(row)
-        bar.set_postfix(miou=f"{row['miou']:.3f}")
-        bar.update(1)
-    bar.close()
+    with RunLock(search_dir / LOCK_FILE, "search folder"):  # the cache and pareto.json are written here
+        samples: list[dict[str, Any]] = []
+        bar = tqdm(total=len(genotypes), desc="scoring paths", unit="arch", dynamic_ncols=True,
+                   disable=not cfg.progress)
+        for g in genotypes:
+            score = cache.get(g) if cache is not None else None
+            if score is None:
+                score = scorer(g)
+                if cache is not None:
+                    cache.add(g, score)
+            row = {"genotype": list(g.ops), **score, "gmacs": macs.predict(g, calibrated=True),
+                   "log_prob": log_probability(probs, g), "most_probable": g.ops == argmax.ops}
+            if lat is not None:
+                row["latency_ms"] = lat.predict(g, calibrated=True)
+            samples.append(row)
+            bar.set_postfix(miou=f"{row['miou']:.3f}")
+            bar.update(1)
+        bar.close()
 
-    for s, f in zip(samples, pareto_front([s[cost_key] for s in samples], [s["miou"] for s in samples])):
-        s["on_front"] = f
-    rule = "budget" if cfg.budget is not None else cfg.select
-    chosen_i = select(samples, cost_key, cfg.budget, cfg.select)
-    chosen = samples[chosen_i]
-    chosen_genotype = Genotype(macro, tuple(chosen["genotype"]))
+        for s, f in zip(samples, pareto_front([s[cost_key] for s in samples], [s["miou"] for s in samples])):
+            s["on_front"] = f
+        rule = "budget" if cfg.budget is not None else cfg.select
+        chosen_i = select(samples, cost_key, cfg.budget, cfg.select)
+        chosen = samples[chosen_i]
+        chosen_genotype = Genotype(macro, tuple(chosen["genotype"]))
 
-    out_path = Path(cfg.out) if cfg.out is not None else search_dir / "chosen_genotype.json"
-    chosen_genotype.save(out_path, meta={
-        "source": "sample (Pareto front of the searched distribution)", "search": str(search_dir),
-        "miou_supernet_estimate": chosen["miou"], "gmacs": chosen["gmacs"],
-        **({"latency_ms": chosen["latency_ms"]} if "latency_ms" in chosen else {}),
-        "budget": cfg.budget, "budget_kind": budget_kind, "rule": rule})
-    report = {"search": str(search_dir), "n_requested": cfg.n, "n_scored": len(samples), "cost_key": cost_key,
-              "budget": cfg.budget, "rule": rule, "settings": settings, "size": list(size),
-              "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen, "samples": samples}
-    paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
-    atomic_write_json(paths["pareto.json"], report)
+        chosen_genotype.save(out_path, meta={
+            "source": "sample (Pareto front of the searched distribution)", "search": str(search_dir),
+            "miou_supernet_estimate": chosen["miou"], "gmacs": chosen["gmacs"],
+            **({"latency_ms": chosen["latency_ms"]} if "latency_ms" in chosen else {}),
+            "budget": cfg.budget, "budget_kind": budget_kind, "rule": rule})
+        report = {"search": str(search_dir), "n_requested": cfg.n, "n_scored": len(samples), "cost_key": cost_key,
+                  "budget": cfg.budget, "rule": rule, "settings": settings, "size": list(size),
+                  "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen, "samples": samples}
+        paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
+        atomic_write_json(paths["pareto.json"], report)
     return SampleResult(samples, chosen, chosen_genotype, cost_key, cfg.budget, paths, time.perf_counter() - t_start)
 
 

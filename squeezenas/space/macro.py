@@ -13,6 +13,12 @@ from squeezenas.utils.registry import Registry
 DECODERS = ("lr_aspp", "aspp")
 
 
+# Bounds on a user's macro-architecture: far above any network of the paper (at most 320 channels, 4 repeats,
+# 6 stages, 4 downsamplings), low enough that a typo cannot make a network that hangs the machine or runs it out
+# of memory when it is built.
+MAX_CHANNELS, MAX_REPEATS, MAX_STAGES, MAX_DOWNSAMPLING = 4096, 16, 16, 6
+
+
 @dataclass(frozen=True)
 class Stage:
     """``repeats`` searched positions with ``channels`` outputs; the first has ``stride``, the others 1."""
@@ -63,10 +69,15 @@ class MacroArch:
         if not self.stages:
             raise ConfigError(f"{where}: 'stages' is empty")
         for i, s in enumerate(self.stages):
-            if s.channels < 1 or s.repeats < 1 or s.stride not in (1, 2):
-                raise ConfigError(f"{where}: stage {i} {s} needs channels ≥ 1, repeats ≥ 1 and stride 1 or 2")
-        if self.stem_channels < 1:
-            raise ConfigError(f"{where}: 'stem_channels' must be positive")
+            if not (1 <= s.channels <= MAX_CHANNELS and 1 <= s.repeats <= MAX_REPEATS and s.stride in (1, 2)):
+                raise ConfigError(f"{where}: stage {i} {s} needs channels in 1..{MAX_CHANNELS}, repeats in "
+                                  f"1..{MAX_REPEATS} and stride 1 or 2")
+        if len(self.stages) > MAX_STAGES or sum(s.stride == 2 for s in self.stages) > MAX_DOWNSAMPLING:
+            raise ConfigError(f"{where}: at most {MAX_STAGES} stages and {MAX_DOWNSAMPLING} of stride 2")
+        for name, value in (("stem_channels", self.stem_channels), ("decoder.channels", self.decoder.channels),
+                            ("last_channels", self.last_channels or 1)):
+            if not 1 <= value <= MAX_CHANNELS:
+                raise ConfigError(f"{where}: '{name}' must lie in 1..{MAX_CHANNELS}, got {value}")
         if not 0 <= self.low_level_position < self.num_positions:
             raise ConfigError(
                 f"{where}: 'low_level_position' {self.low_level_position} is outside 0..{self.num_positions - 1}"

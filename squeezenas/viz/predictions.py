@@ -12,11 +12,10 @@ from torch import nn
 
 from squeezenas.data.base import read_image
 from squeezenas.data.constants import IMAGE_SUFFIXES
-from squeezenas.engine.config import pair
 from squeezenas.engine.distributed import resolve_device
 from squeezenas.data.transforms import denormalize
 from squeezenas.engine.predict import list_images, predict_labels
-from squeezenas.utils.config import ConfigError
+from squeezenas.utils.config import ConfigError, pair
 from squeezenas.viz.labels import colorize, overlay, side_by_side
 
 

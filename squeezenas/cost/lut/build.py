@@ -3,6 +3,7 @@ and assemble the table from the parts' statistics."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -20,7 +21,8 @@ from squeezenas.cost.timing.device import device_fingerprint
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.space.macro import MacroArch, get_space
-from squeezenas.utils.io import atomic_write_json
+from squeezenas.utils.config import pair
+from squeezenas.utils.io import RunLock, atomic_write_json, check_output
 
 LUT_FORMAT = "squeezenas latency table"
 PARTIAL_SUFFIX = ".partial"
@@ -81,6 +83,7 @@ def build_lut(
     retries: int = RETRIES,
     context: str | None = None,
     rounds: int = 1,
+    force: bool = False,
 ) -> CostTable:
     """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
 
@@ -100,9 +103,16 @@ def build_lut(
     min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
     for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build
     with more rounds adds rounds to what it has.
+
+    An ``out`` that already holds a calibrated table is not replaced unless ``force`` (its calibration, fitted by
+    ``lut check --calibrate``, would be lost); a build into an ``out`` that another build is writing is refused.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    input_size = pair("input_size", tuple(input_size))
+    if out is not None:
+        out = check_output(out, kind="file", what="--out")
+        _refuse_to_drop_a_calibration(out, force)
     arch = get_space(macro)
     config = (config or TimingConfig()).resolved()
     plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
@@ -124,7 +134,9 @@ def build_lut(
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
+    lock = RunLock(out.with_name(out.name + ".lock"), "--out") if out is not None else contextlib.nullcontext()
     try:
+        lock.__enter__()
         for r in range(rounds):  # round-robin: each part's rounds lie minutes apart
             for part in plan.parts.values():
                 if len(measured.get(part.key, [])) > r:
@@ -139,18 +151,33 @@ def build_lut(
                 if done % checkpoint_every == 0:
                     checkpoint()
         checkpoint()
+        entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
+        table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
+        table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
+        table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
+        if out is not None:
+            table.save(out)
+            if partial is not None:
+                partial.unlink(missing_ok=True)
     finally:
         bar.close()
         targets.close()
-    entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
-    table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
-    table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
-    table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
-    if out is not None:
-        table.save(out)
-        if partial is not None:
-            partial.unlink(missing_ok=True)
+        lock.__exit__(None, None, None)
     return table
+
+
+def _refuse_to_drop_a_calibration(out: Path, force: bool) -> None:
+    """A table file holding a calibration is replaced only with ``force``."""
+    if force or not out.is_file():
+        return
+    try:
+        calibration = json.loads(out.read_text()).get("meta", {}).get("calibration")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise LutError(f"--out {out} exists and is not a latency table; pass --force to replace it") from None
+    if calibration:
+        raise LutError(f"--out {out} holds a calibrated table (fitted {calibration.get('fitted', '?')} on "
+                       f"{calibration.get('n_networks', '?')} networks); pass --force to replace it and lose the "
+                       "calibration, or build into another --out")
 
 
 def combine_rounds(rounds: list[dict], key: str = "median_ms") -> dict:
