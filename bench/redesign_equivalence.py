@@ -48,6 +48,11 @@ def lut_fingerprint() -> dict:
             "fixed_keys": table.meta["fixed_keys"]}
 
 
+# The search's formulation before the redesign (its defaults then); later defaults differ (docs/SEARCH.md).
+PAPER_FORMULATION = {"warmup_epochs": 0, "cost_ramp": 0.0, "theta": "joint", "cost_through": "softmax",
+                     "supernet": "mixture"}
+
+
 def search_fingerprint() -> dict:
     from squeezenas.cost.tables import mac_table
     from squeezenas.search.config import SearchConfig
@@ -55,12 +60,15 @@ def search_fingerprint() -> dict:
         from squeezenas.search import run_search as run
     except ImportError:
         from squeezenas.search.search import search as run  # the module before the redesign
+    known = {f.name for f in __import__("dataclasses").fields(SearchConfig)}
+    formulation = {k: v for k, v in PAPER_FORMULATION.items() if k in known}  # fields the version has
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SearchConfig(space="small", dataset="synthetic", data_options={"num_samples": 8, "size": [64, 128]},
                            crop=(64, 128), scale=(1.0, 1.0), size=(64, 128), batch_size=2, epochs=2,
                            steps_per_epoch=3, workers=0, theta_lr=0.1, alpha=2.0, prune_threshold=0.07,
-                           progress=False, tensorboard=False, out=str(Path(tmp) / "run"))
+                           progress=False, tensorboard=False, out=str(Path(tmp) / "run"),
+                           **formulation)
         r = run(cfg, mac_table("small", (64, 128), num_classes=8))
         ckpt = torch.load(Path(tmp) / "run" / "checkpoint.pt", weights_only=True)
         weights = hashlib.sha256()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import torch
 from torch import nn
 
@@ -31,13 +33,13 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.last_conv = conv_bn_relu(macro.stages[-1].channels, macro.last_channels) if macro.last_channels else None
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (high, low): the encoder output and the low-level feature for the decoder. ``weights``
-        (N, positions, candidates) are handed to the blocks, position by position (the supernet's mixture)."""
+    def forward(self, x: torch.Tensor, per_block: Sequence[Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (high, low): the encoder output and the low-level feature for the decoder. ``per_block[i]``
+        is handed to block i (the supernet's mixture weights or sampled candidate of that position)."""
         x = self.stem(x)
         low = x
         for i, block in enumerate(self.blocks):
-            x = block(x) if weights is None else block(x, weights[:, i])
+            x = block(x) if per_block is None else block(x, per_block[i])
             if i == self.low_level_position:
                 low = x
         if self.last_conv is not None:

@@ -30,7 +30,7 @@ class DemoConfig(DataFields, RunFields):
     target_fraction: float = 0.5  # latency target: this far from the cheapest network (0) to the mean one (1)
     search_epochs: int = 6
     search_steps: int | None = 20  # steps per search epoch (None: the whole split)
-    warmup_epochs: int = 1  # search epochs training weights only (θ frozen)
+    warmup_epochs: int | None = None  # search epochs training weights only (θ frozen); None: the search's default
     samples: int = 40  # architectures drawn from the learned distribution and scored
     val_limit: int | None = 24  # validation images used to score each sampled path
     train_epochs: int = 10
@@ -47,7 +47,7 @@ class DemoConfig(DataFields, RunFields):
             positive(name, getattr(self, name))
         positive("lut_retries", self.lut_retries, allow_zero=True)
         positive("warmup_epochs", self.warmup_epochs, allow_zero=True)
-        if self.warmup_epochs >= self.search_epochs:
+        if self.warmup_epochs is not None and self.warmup_epochs >= self.search_epochs:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than search_epochs "
                               f"({self.search_epochs})")
         if self.check_samples < 3:

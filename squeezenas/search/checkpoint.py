@@ -86,9 +86,17 @@ class SearchState:
         self.pruned = [(int(e), int(i), str(c)) for e, i, c in ckpt["pruned"]]
         set_rng_state(ckpt["rng"])
 
+    def project(self, cost: Any) -> None:
+        """The target projection after a θ-step; with split θ the tilt lands on θ_cost."""
+        net = self.net
+        if net.theta_cost is None:
+            self.projector.project(net.theta.data, net.alive, cost, self.theta_step)
+        else:
+            self.projector.project(net.theta_cost.data, net.alive, cost, self.theta_step, offset=net.theta.data)
+
     def prune(self, threshold: float) -> list[tuple[int, str]]:
         """Remove candidates below ``threshold``; the SGD is rebuilt over the surviving weights (momentum kept)."""
-        removed = self.net.prune(threshold)
+        removed = self.net.prune(threshold, view="preference")
         if removed:
             self.opt_w = _rebuild_sgd(self.opt_w, self.net.weight_parameters())
         return removed
@@ -138,6 +146,6 @@ def load_search(folder: str | Path, device: torch.device | str = "cpu") -> tuple
     ckpt = load_search_checkpoint(folder / CHECKPOINT)
     cfg = from_dict(SearchConfig, ckpt["config"], where=f"{folder / CHECKPOINT}: config")
     macro = MacroArch.from_dict(ckpt["macro"], where=f"{folder / CHECKPOINT}: macro")
-    net = SuperNet(macro, int(ckpt["num_classes"]), fused=cfg.fused)
+    net = SuperNet(macro, int(ckpt["num_classes"]), fused=cfg.fused, split_theta=cfg.theta == "split")
     net.load_state_dict(ckpt["supernet"])
     return net.to(device, memory_format=cfg.memory_format), cfg, ckpt

@@ -12,6 +12,10 @@ from squeezenas.search.pareto import SELECT_RULES
 from squeezenas.utils.config import ConfigError, positive
 
 COSTS = ("mac", "latency")
+SUPERNETS = ("mixture", "path")
+THETAS = ("split", "joint")
+COST_ROUTES = ("gumbel", "softmax")
+WARMUP_SHARE = 0.25  # of the epochs, when ``warmup_epochs`` is not given
 TARGET_MODES = ("equal", "max")
 BUDGET_KINDS = ("ms", "gmacs")
 DEFAULT_ALPHA = 0.5
@@ -37,10 +41,18 @@ class SearchConfig(DataFields, RunFields):
     alpha_raw: float | None = None  # cost weight per table unit (per GMAC or per ms); overrides ``alpha``
     target: float | None = None  # expected cost to hold (table unit; calibrated ms for latency tables)
     target_mode: str = "equal"  # "equal": E → target from both sides; "max": only E ≤ target is enforced
-    target_ramp: float = 0.3  # fraction of the θ-steps over which the target moves from E(uniform) to ``target``
+    cost_ramp: float = 0.3  # fraction of the θ-steps over which the cost comes in (α from 0 to its value, the
+    #                         target from the expected cost after warm-up to ``target``); no pruning before its end
+    cost_through: str = "gumbel"  # "gumbel": the cost term weighs C with the sampled Gumbel weights, so its pull on
+    #                               θ shrinks with the temperature as the cross-entropy's does; "softmax": with p(θ)
+    theta: str = "split"  # "split": θ (moved by the cross-entropy) + θ_cost (moved by the cost), pruning on θ
+    #                       alone, i.e. on what accuracy prefers; "joint": one θ for both (the paper's)
+    supernet: str = "mixture"  # "mixture": every candidate, weighted per sample; "path": one sampled candidate per
+    #                            position and batch (hard Gumbel, straight-through to θ), a network's cost per step
     # schedule
     epochs: int = 10  # epochs of the search, warm-up included
-    warmup_epochs: int = 0  # first epochs train the weights only (θ frozen, uniform sampling, no pruning)
+    warmup_epochs: int | None = None  # first epochs train the weights only (θ frozen, so uniform sampling, no
+    #                                   pruning); None: a quarter of the epochs
     steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs); None: the whole split
     batch_size: int = 8
     crop: tuple[int, int] = (512, 1024)  # training crop (H, W) after random scaling
@@ -77,6 +89,13 @@ class SearchConfig(DataFields, RunFields):
         return 0.0 if self.target is not None else DEFAULT_ALPHA
 
     @property
+    def warmup(self) -> int:
+        """Warm-up epochs: ``warmup_epochs``, or a quarter of the epochs (at least one when there are two)."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return max(1, round(WARMUP_SHARE * self.epochs)) if self.epochs >= 2 else 0
+
+    @property
     def base_lr(self) -> float:
         """The weights' learning rate: ``lr`` or the paper's 0.05 at batch 16, scaled linearly."""
         return self.lr if self.lr is not None else 0.05 * self.batch_size / 16
@@ -98,9 +117,12 @@ def check_search_config(cfg: SearchConfig) -> None:
         positive(name, getattr(cfg, name))
     for name in ("warmup_epochs", "prune_every"):
         positive(name, getattr(cfg, name), allow_zero=True)
-    if cfg.warmup_epochs >= cfg.epochs:
-        raise ConfigError(f"warmup_epochs ({cfg.warmup_epochs}) must be fewer than epochs ({cfg.epochs}): "
+    if cfg.warmup >= cfg.epochs:
+        raise ConfigError(f"warmup_epochs ({cfg.warmup}) must be fewer than epochs ({cfg.epochs}): "
                           "θ would never be trained")
+    for name, allowed in (("supernet", SUPERNETS), ("theta", THETAS), ("cost_through", COST_ROUTES)):
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
     if cfg.batch_size < 2:
         raise ConfigError("batch_size must be at least 2 (BatchNorm needs more than one sample)")
     if (cfg.lr is not None and cfg.lr <= 0) or cfg.theta_lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
@@ -113,8 +135,8 @@ def check_search_config(cfg: SearchConfig) -> None:
         raise ConfigError("alpha must be >= 0 (a negative α would reward cost)")
     if cfg.target is not None and cfg.target <= 0:
         raise ConfigError(f"target must be positive, got {cfg.target}")
-    if not 0 <= cfg.target_ramp <= 1:
-        raise ConfigError(f"target_ramp must lie in [0, 1], got {cfg.target_ramp}")
+    if not 0 <= cfg.cost_ramp <= 1:
+        raise ConfigError(f"cost_ramp must lie in [0, 1], got {cfg.cost_ramp}")
     if not 0 < cfg.holdout < 1:
         raise ConfigError(f"holdout must lie in (0, 1), got {cfg.holdout}")
     if not 0 <= cfg.prune_threshold < 1:

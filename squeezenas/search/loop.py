@@ -27,7 +27,8 @@ from squeezenas.search.checkpoint import (
 )
 from squeezenas.search.config import SearchConfig
 from squeezenas.search.objective import (
-    CostModel, check_cost_table, entropy, loss_terms, lr_at, make_projector, resolve_size, temperature_at,
+    CostModel, check_cost_table, cost_weight, entropy, loss_terms, lr_at, make_projector, ramp_steps, resolve_size,
+    temperature_at,
 )
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import get_space
@@ -117,10 +118,11 @@ def _cycle(loader: DataLoader, seed: int) -> Iterator[Any]:
 # --- one step, one epoch --------------------------------------------------------------------------------------
 
 
-def _joint_step(st: SearchState, cost: CostModel, batch: tuple[torch.Tensor, torch.Tensor], temperature: float,
-                warm: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _joint_step(st: SearchState, cfg: SearchConfig, cost: CostModel, batch: tuple[torch.Tensor, torch.Tensor],
+                temperature: float, warm: bool, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The paper's update: one batch, one loss, the weights (SGD) and θ (Adam) stepped together."""
-    ce, cost_term = loss_terms(st.net, cost, st.alpha, *batch, temperature, with_cost=not warm)
+    ce, cost_term = loss_terms(st.net, cost, alpha, *batch, temperature, with_cost=not warm,
+                               supernet=cfg.supernet, through=cfg.cost_through)
     loss = ce + cost_term
     st.opt_w.zero_grad(set_to_none=True)
     st.opt_t.zero_grad(set_to_none=True)
@@ -131,14 +133,15 @@ def _joint_step(st: SearchState, cost: CostModel, batch: tuple[torch.Tensor, tor
     return loss, ce, cost_term
 
 
-def _alternate_step(st: SearchState, cost: CostModel, batch: tuple[torch.Tensor, torch.Tensor],
-                    held_out: Iterator[Any], temperature: float, warm: bool,
+def _alternate_step(st: SearchState, cfg: SearchConfig, cost: CostModel, batch: tuple[torch.Tensor, torch.Tensor],
+                    held_out: Iterator[Any], temperature: float, warm: bool, alpha: float,
                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FBNet's update: the weights on a training batch (θ fixed), then θ on a held-out batch (weights fixed)."""
-    ce, _ = loss_terms(st.net, cost, st.alpha, *batch, temperature, with_cost=False)
+    ce, _ = loss_terms(st.net, cost, alpha, *batch, temperature, with_cost=False, supernet=cfg.supernet)
     st.opt_w.zero_grad(set_to_none=True)
     ce.backward()
-    st.net.theta.grad = None
+    for p in st.net.arch_parameters():
+        p.grad = None
     st.opt_w.step()
     cost_term = torch.zeros((), device=device)
     if not warm:
@@ -148,7 +151,8 @@ def _alternate_step(st: SearchState, cost: CostModel, batch: tuple[torch.Tensor,
         for p in weights:  # no weight gradients: cheaper, and the weights must not move
             p.requires_grad_(False)
         try:
-            h_ce, cost_term = loss_terms(st.net, cost, st.alpha, image, mask, temperature, with_cost=True)
+            h_ce, cost_term = loss_terms(st.net, cost, alpha, image, mask, temperature, with_cost=True,
+                                         supernet=cfg.supernet, through=cfg.cost_through)
             st.opt_t.zero_grad(set_to_none=True)
             (h_ce + cost_term).backward()
             st.opt_t.step()
@@ -162,7 +166,8 @@ def _run_epoch(st: SearchState, cfg: SearchConfig, data: _Data, cost: CostModel,
                total_steps: int, total_theta_steps: int, writer: Any) -> dict[str, Any]:
     """One epoch of the search; returns its log row (without the end-of-epoch pruning)."""
     epoch = st.epoch
-    warm = epoch < cfg.warmup_epochs
+    warm = epoch < cfg.warmup
+    ramp = ramp_steps(cfg, total_theta_steps)
     set_epoch(data.loader, epoch, cfg.seed)  # batches, augmentation (workers=0) and the Gumbel noise
     held_out = (_cycle(data.theta_loader, epoch_seed(cfg.seed, epoch, 1))  # stream 1: the θ batches
                 if data.theta_loader is not None else None)
@@ -185,15 +190,17 @@ def _run_epoch(st: SearchState, cfg: SearchConfig, data: _Data, cost: CostModel,
             g["lr"] = lr_at(st.step, total_steps, cfg.base_lr)
         batch = (image.to(device, non_blocking=True, memory_format=st.memory_format),
                  mask.to(device, non_blocking=True))
+        alpha = cost_weight(st.alpha, st.theta_step, ramp)
         if held_out is None:
-            loss, ce, cost_term = _joint_step(st, cost, batch, temp, warm)
+            loss, ce, cost_term = _joint_step(st, cfg, cost, batch, temp, warm, alpha)
         else:
-            loss, ce, cost_term = _alternate_step(st, cost, batch, held_out, temp, warm, device)
+            loss, ce, cost_term = _alternate_step(st, cfg, cost, batch, held_out, temp, warm, alpha, device)
         if not warm:
             if st.projector is not None:
-                st.projector.project(st.net.theta.data, st.net.alive, cost, st.theta_step)
+                st.project(cost)
             st.theta_step += 1
-            if cfg.prune_every and cfg.prune_threshold > 0 and st.theta_step % cfg.prune_every == 0:
+            if (cfg.prune_every and cfg.prune_threshold > 0 and st.theta_step % cfg.prune_every == 0
+                    and st.theta_step >= ramp):
                 pruned += st.prune(cfg.prune_threshold)
         st.step += 1
         n += 1
@@ -260,10 +267,11 @@ def run_search(cfg: SearchConfig, cost_table: CostTable, *, train_set: Dataset |
 
         tune_cpu_allocator()  # keep large activations in the heap between steps (docs/SUPERNET.md)
     total_steps = cfg.epochs * data.steps_per_epoch
-    total_theta_steps = (cfg.epochs - cfg.warmup_epochs) * data.steps_per_epoch
+    total_theta_steps = (cfg.epochs - cfg.warmup) * data.steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    net = SuperNet(macro, data.num_classes, fused=cfg.fused).to(device, memory_format=cfg.memory_format)
+    net = SuperNet(macro, data.num_classes, fused=cfg.fused, split_theta=cfg.theta == "split").to(
+        device, memory_format=cfg.memory_format)
     cost = CostModel.from_table(cost_table, device)
     st = SearchState.start(net, cfg, cfg.loss_alpha(cost.e_ref),
                            make_projector(cfg, cost, net, size, total_theta_steps))
@@ -303,7 +311,8 @@ def _search(st: SearchState, cfg: SearchConfig, cost: CostModel, cost_table: Cos
     while st.epoch < end_epoch:
         row = _run_epoch(st, cfg, data, cost, device, total_steps, total_theta_steps, writer)
         pruned = row.pop("_pruned")
-        if row["phase"] == "search" and cfg.prune_threshold > 0 and not cfg.prune_every:
+        if (row["phase"] == "search" and cfg.prune_threshold > 0 and not cfg.prune_every
+                and st.theta_step >= ramp_steps(cfg, total_theta_steps)):
             pruned += st.prune(cfg.prune_threshold)
         st.epoch += 1
         st.pruned += [(st.epoch, i, c) for i, c in pruned]

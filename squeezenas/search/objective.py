@@ -108,13 +108,27 @@ class CostModel:
 
 
 def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mask: torch.Tensor,
-               temperature: float, with_cost: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel cross-entropy (ignore 255) of the Gumbel-sampled supernet, and α · E / e_ref (0 without cost)."""
-    ce = F.cross_entropy(net(image, temperature=temperature), mask, ignore_index=255)
-    if not with_cost:
+               temperature: float, with_cost: bool, supernet: str = "mixture",
+               through: str = "softmax") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel cross-entropy (ignore 255) of the Gumbel-sampled supernet — the mixture of every candidate with
+    per-sample weights, or (``supernet`` "path") one sampled candidate per position for the batch — and
+    α · E / e_ref (0 without cost), E over p(θ) or (``through`` "gumbel") over the same samples' relaxed weights."""
+    noise = net.gumbel_noise(image.shape[0] if supernet == "mixture" else 1)
+    if supernet == "path":
+        logits = net(image, path=net.sample_path(noise[0], temperature))
+    else:
+        logits = net(image, weights=net.gumbel_weights(noise, temperature))
+    ce = F.cross_entropy(logits, mask, ignore_index=255)
+    if not with_cost or alpha == 0:
         return ce, torch.zeros((), device=ce.device)
-    e_norm = (net.expected_cost(cost.matrix) + cost.fixed) / cost.e_ref
+    weights = net.gumbel_weights(noise, temperature, view="cost") if through == "gumbel" else None
+    e_norm = (net.expected_cost(cost.matrix, weights) + cost.fixed) / cost.e_ref
     return ce, alpha * e_norm
+
+
+def cost_weight(alpha: float, theta_step: int, ramp_steps: int) -> float:
+    """α at a θ-step: rising linearly from α/ramp_steps to α over the ramp, then α."""
+    return alpha if ramp_steps <= 0 else alpha * min(1.0, (theta_step + 1) / ramp_steps)
 
 
 def entropy(p: torch.Tensor) -> float:
@@ -154,11 +168,14 @@ class TargetProjector:
         return self.start + (self.target - self.start) * f
 
     @torch.no_grad()
-    def project(self, theta: torch.Tensor, alive: torch.Tensor, cost: CostModel, theta_step: int) -> float:
-        """Tilt ``theta`` in place so that the expected cost equals (or, mode "max", does not exceed) the
-        current target; returns λ."""
+    def project(self, theta: torch.Tensor, alive: torch.Tensor, cost: CostModel, theta_step: int,
+                offset: torch.Tensor | None = None) -> float:
+        """Tilt ``theta`` in place so that the expected cost of softmax(``theta`` + ``offset``) equals (or, mode
+        "max", does not exceed) the current target; returns λ. With split θ, ``theta`` is θ_cost and
+        ``offset`` θ: the tilt lands on the cost's part."""
         c = (cost.matrix / cost.e_ref).to(torch.float64).to(theta.device)
-        th = theta.detach().to(torch.float64).masked_fill(~alive, float("-inf"))
+        logits = theta.detach() if offset is None else theta.detach() + offset.detach()
+        th = logits.to(torch.float64).masked_fill(~alive, float("-inf"))
         fixed = cost.fixed / cost.e_ref
         goal = self.target_at(theta_step) / cost.e_ref
 
@@ -197,6 +214,11 @@ class TargetProjector:
         return cls(**d)
 
 
+def ramp_steps(cfg: SearchConfig, total_theta_steps: int) -> int:
+    """θ-steps over which the cost comes in (α and the target ramp; no pruning before they end)."""
+    return int(round(cfg.cost_ramp * total_theta_steps))
+
+
 def make_projector(cfg: SearchConfig, cost: CostModel, net: Any, size: tuple[int, int],
                    total_theta_steps: int) -> TargetProjector | None:
     """The projector of ``cfg.target`` (None without one); a target the space cannot reach is an error."""
@@ -209,4 +231,4 @@ def make_projector(cfg: SearchConfig, cost: CostModel, net: Any, size: tuple[int
         raise ValueError(f"target {cfg.target:g} {cost.unit} lies outside what the space can reach at "
                          f"{size[0]}×{size[1]}: {table.calibrate(lo):.4g} … {table.calibrate(hi):.4g} {cost.unit}")
     return TargetProjector(target_raw, cost.expected(net.probabilities()),
-                           int(round(cfg.target_ramp * total_theta_steps)), cfg.target_mode)
+                           ramp_steps(cfg, total_theta_steps), cfg.target_mode)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -10,6 +10,13 @@ from torch import nn
 from squeezenas.models.blocks import Identity, InvertedResidual, build_op
 from squeezenas.space.macro import PositionSpec
 from squeezenas.supernet.fused import FusedOptions, fused_mixture
+
+
+class SampledPath(NamedTuple):
+    """The candidate a position runs for a batch in the supernet's path mode, and its gate (1 in value)."""
+
+    code: str
+    gate: torch.Tensor
 
 
 class SuperBlock(nn.Module):
@@ -83,7 +90,9 @@ class SuperBlock(nn.Module):
         self.path = code
 
     # --- forward ----------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | SampledPath | None = None) -> torch.Tensor:
+        if isinstance(weights, SampledPath):  # one sampled candidate, whole (its residual included)
+            return weights.gate * self.candidates[weights.code](x)
         if weights is None:
             if self.path is None:
                 raise RuntimeError(f"position {self.position.index}: no mixture weights and no fixed path "

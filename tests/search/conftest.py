@@ -16,11 +16,16 @@ from squeezenas.search.config import SearchConfig
 DATA = {"num_samples": 8, "size": (64, 128)}
 
 
+# The schedule without warm-up or ramp (the cost at full weight, pruning, from the first step), so that a few
+# steps exercise everything; the defaults' warm-up and ramp have tests of their own.
+IMMEDIATE = {"warmup_epochs": 0, "cost_ramp": 0.0}
+
+
 def tiny_config(out: Path, **overrides) -> SearchConfig:
     """A search of a few CPU steps; the cost table is the MAC table at 64×128 whatever the crop."""
     base = SearchConfig(space="small", dataset="synthetic", data_options=dict(DATA), crop=(64, 128), scale=(1.0, 1.0),
                         size=(64, 128), batch_size=2, epochs=3, steps_per_epoch=2, workers=0, theta_lr=0.1,
-                        prune_threshold=0.0, progress=False, tensorboard=False, out=str(out))
+                        prune_threshold=0.0, progress=False, tensorboard=False, out=str(out), **IMMEDIATE)
     return replace(base, **overrides)
 
 

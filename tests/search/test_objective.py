@@ -76,7 +76,7 @@ def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
     cost = CostModel.from_table(table)
     target = table.calibrate(0.8 * cost.e_ref)
     cfg = tiny_config(tmp_path / "t", crop=(32, 64), epochs=2, steps_per_epoch=3, cost="latency", target=target,
-                      target_ramp=0.5)
+                      cost_ramp=0.5)
     r = run_search(cfg, table)
     assert r.alpha == 0.0 and r.target == target and r.unit == "ms"
     assert r.expected_cost == pytest.approx(target, rel=0.05)
