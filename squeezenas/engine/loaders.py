@@ -73,10 +73,18 @@ def build_train_dataset(name: str, root: str | Path | None, split: str, crop: tu
 def build_eval_dataset(name: str, root: str | Path | None, split: str, input_size: tuple[int, int] | None = None,
                        max_images: int | None = None, **options: Any) -> Dataset:
     """A dataset at full resolution; with ``input_size`` (H, W) the images are resized but the masks are not
-    (the network runs smaller, the score stays at full resolution). ``options`` go to the dataset."""
+    (the network runs smaller, the score stays at full resolution). ``max_images`` takes that many images
+    evenly strided over the split (never its first N: consecutive video frames are nearly the same picture).
+    ``options`` go to the dataset."""
     transforms = eval_transforms(tuple(input_size) if input_size else None, resize_mask=False)
     ds = build_dataset(name, root, split, transforms=transforms, **options)
-    return Subset(ds, range(min(max_images, len(ds)))) if max_images else ds
+    return Subset(ds, strided(len(ds), max_images)) if max_images and max_images < len(ds) else ds
+
+
+def strided(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)``, starting at 0."""
+    n = min(n, total)
+    return [i * total // n for i in range(n)]
 
 
 def build_train_loader(dataset: Dataset, batch_size: int, workers: int, seed: int = 0,

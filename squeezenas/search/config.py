@@ -158,6 +158,10 @@ class SampleConfig(RunFields):
     val_limit: int | None = None  # score on the first N images only (faster, noisier)
     val_size: tuple[int, int] | None = None  # run the paths at (H, W); scored at full resolution
     select: str = "knee"  # without a budget: the front's knee, or its most accurate point ("best")
+    finalists: int = 5  # with a budget: the most accurate samples within it, looked at again (0: none)
+    rescore_limit: int | None = None  # their second score on this many validation images (None: the whole split)
+    measure: bool = True  # time the finalists end to end (a latency table measured on this device) and choose
+    #                       on measured latency
     seed: int = 0  # of the draws and of the BatchNorm batches
     workers: int = 2  # DataLoader workers for the validation split
     out: str | None = None  # where to write the chosen genotype (default SEARCH/chosen_genotype.json)
@@ -166,8 +170,9 @@ class SampleConfig(RunFields):
         check_fields(self)
         if not self.search:
             raise ConfigError("search: name the search folder to sample from (--search DIR)")
-        for name in ("n", "bn_batches", "val_limit"):
+        for name in ("n", "bn_batches", "val_limit", "rescore_limit"):
             positive(name, getattr(self, name))
+        positive("finalists", self.finalists, allow_zero=True)
         if self.budget_kind not in (None, *BUDGET_KINDS):
             raise ConfigError(f"budget kind must be 'ms' or 'gmacs', got {self.budget_kind!r}")
         if self.budget is not None and self.budget <= 0:

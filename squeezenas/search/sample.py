@@ -23,6 +23,7 @@ from squeezenas.search.checkpoint import load_search
 from squeezenas.search.config import SampleConfig, SearchConfig
 from squeezenas.search.pareto import pareto_front, select
 from squeezenas.search.scoring import PathScorer, ScoreCache, bn_batches
+from squeezenas.search.verify import choose, finalists, measure_latency, rescore
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import MacroArch
 from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, check_output
@@ -140,6 +141,10 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
             s["on_front"] = f
         rule = "budget" if cfg.budget is not None else cfg.select
         chosen_i = select(samples, cost_key, cfg.budget, cfg.select)
+        second_look = None
+        if cfg.budget is not None and cfg.finalists:
+            chosen_i, second_look = _second_look(cfg, samples, chosen_i, cost_key, scorer, scfg, net, num_classes,
+                                                 dev, lat)
         chosen = samples[chosen_i]
         chosen_genotype = Genotype(macro, tuple(chosen["genotype"]))
 
@@ -150,20 +155,47 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
             "budget": cfg.budget, "budget_kind": budget_kind, "rule": rule})
         report = {"search": str(search_dir), "n_requested": cfg.n, "n_scored": len(samples), "cost_key": cost_key,
                   "budget": cfg.budget, "rule": rule, "settings": settings, "size": list(size),
-                  "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen, "samples": samples}
+                  "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen,
+                  "second_look": second_look, "samples": samples}
         paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
         atomic_write_json(paths["pareto.json"], report)
     return SampleResult(samples, chosen, chosen_genotype, cost_key, cfg.budget, paths, time.perf_counter() - t_start)
 
 
+def _second_look(cfg: SampleConfig, samples: list[dict[str, Any]], first: int, cost_key: str, scorer: Any,
+                 searched: SearchConfig, net: Any, num_classes: int, device: torch.device,
+                 lat: CostTable | None) -> tuple[int, dict[str, Any]]:
+    """The finalists (the most accurate front samples within the budget) re-scored on more data and, with a
+    latency table of this device, timed end to end; the choice made again on those figures."""
+    top = finalists(samples, cost_key, cfg.budget, cfg.finalists)
+    if isinstance(scorer, PathScorer) or scorer is None:
+        scorer = _path_scorer(cfg, searched, net, num_classes, device, limit=cfg.rescore_limit)
+    rescore(samples, top, scorer, net.macro)
+    timing = {"measured": False, "reason": "no latency table" if lat is None else "measure is off"}
+    if lat is not None and cfg.measure:
+        timing = measure_latency(samples, top, lat, net.macro, num_classes)
+    pick = choose(samples, top, cost_key, cfg.budget)
+    report = {"finalists": top, "first_choice": first, "rescore_limit": cfg.rescore_limit, **timing}
+    if pick is None:  # every finalist measured above the budget: the fastest of them, flagged
+        pick = min(top, key=lambda i: samples[i].get("measured_ms", samples[i][cost_key]))
+        report["over_budget"] = True
+        import warnings
+
+        warnings.warn(f"every finalist measured above the budget {cfg.budget:g} ms; chose the fastest "
+                      f"({samples[pick]['measured_ms']:.4g} ms): raise the budget, or search with a lower target",
+                      stacklevel=2)
+    return pick, report
+
+
 def _path_scorer(cfg: SampleConfig, searched: SearchConfig, net: Any, num_classes: int,
-                 device: torch.device) -> PathScorer:
+                 device: torch.device, limit: int | None | str = "config") -> PathScorer:
     """The supernet path scorer on the search's data: BatchNorm batches from its training split (its crop and
-    batch size), mIoU on ``cfg.split``."""
+    batch size), mIoU on ``cfg.split`` (``cfg.val_limit`` images, or ``limit``: None for the whole split)."""
     from squeezenas.data import dataset_info
     from squeezenas.engine.loaders import build_eval_dataset, build_eval_loader
 
-    val = build_eval_dataset(searched.dataset, searched.data_root, cfg.split, cfg.val_size, cfg.val_limit,
+    limit = cfg.val_limit if limit == "config" else limit
+    val = build_eval_dataset(searched.dataset, searched.data_root, cfg.split, cfg.val_size, limit,
                              **searched.data_options)
     return PathScorer(net, bn_batches(searched, cfg.bn_batches, cfg.seed), build_eval_loader(val, cfg.workers),
                       num_classes, device, dataset_info(searched.dataset, searched.data_root).ignore_index)

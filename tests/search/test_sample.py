@@ -59,10 +59,17 @@ def test_sample_and_select_on_a_tiny_search(tiny_search):
     # with a budget: the most accurate sample that fits; cached scores make the rerun cheap
     lines = (tiny_search / "sample_cache.jsonl").read_text().count("\n")
     budget = sorted(s["gmacs"] for s in report["samples"])[2]
-    r2 = sample_and_select(_config(tiny_search, budget=budget, budget_kind="gmacs"))
+    r2 = sample_and_select(_config(tiny_search, budget=budget, budget_kind="gmacs", finalists=0))
     fits = [s for s in r2.samples if s["gmacs"] <= budget]
     assert r2.chosen["gmacs"] <= budget and r2.chosen["miou"] == max(s["miou"] for s in fits)
     assert (tiny_search / "sample_cache.jsonl").read_text().count("\n") == lines
+    # the second look: the 2 most accurate that fit, scored again on the whole split, the better one chosen
+    r3 = sample_and_select(_config(tiny_search, budget=budget, budget_kind="gmacs", finalists=2))
+    look = json.loads((tiny_search / "pareto.json").read_text())["second_look"]
+    top = sorted(fits, key=lambda s: -s["miou"])[:2]
+    assert [r3.samples[i]["genotype"] for i in look["finalists"]] == [s["genotype"] for s in top]
+    assert r3.chosen["miou_rescored"] == max(r3.samples[i]["miou_rescored"] for i in look["finalists"])
+    assert not look["measured"]  # a MAC search: nothing to time
     with pytest.raises(ValueError, match="latency table"):
         sample_and_select(_config(tiny_search, n=2, budget=1.0, budget_kind="ms"))
 
@@ -92,3 +99,23 @@ def test_a_custom_scorer_and_a_latency_table(tiny_search, tmp_path):
     assert r.cost_key == "latency_ms" and all(s["latency_ms"] == pytest.approx(20.5) for s in r.samples)
     assert r.chosen["miou"] == max(s["miou"] for s in r.samples)
     assert load_genotype(tmp_path / "chosen.json").ops == r.chosen_genotype.ops
+
+
+def test_the_finalists_are_timed_on_this_device(tiny_search, tmp_path):
+    """A latency table measured here: the finalists are timed end to end, with the table's settings."""
+    from squeezenas.cost.lut import build_lut
+    from squeezenas.cost.timing import Timing, TimingConfig
+
+    def fake(module, shape, config):  # the table's parts: any positive numbers
+        return Timing(median_ms=0.1, iqr_ms=0.0, p10_ms=0.1, p90_ms=0.1, mean_ms=0.1, min_ms=0.1, repeats=1,
+                      calls_per_repeat=1, backend="eager", device="cpu", dtype="float32", threads=1, batch=1,
+                      channels_last=False, input_shape=tuple(shape))
+
+    config = TimingConfig(threads=1, min_run_time=0.01, max_run_time=0.5, warmup=1, min_repeats=3, statistic="min")
+    path = tmp_path / "lut.json"
+    build_lut("small", (64, 128), config, num_classes=8, out=path, progress=False, measure_fn=fake, max_other_cpu=None)
+    r = sample_and_select(_config(tiny_search, lut=str(path), n=4, budget=1e3, budget_kind="ms", finalists=2,
+                                  out=str(tmp_path / "chosen.json")))
+    look = json.loads((tiny_search / "pareto.json").read_text())["second_look"]
+    assert look["measured"] and look["statistic"] == "min"
+    assert all(r.samples[i]["measured_ms"] > 0 for i in look["finalists"]) and "measured_ms" in r.chosen
