@@ -1,7 +1,8 @@
 """Throughput (images/s) and peak memory of one full search step of the supernet.
 
-One step = forward with per-sample Gumbel weights, pixel CE + α·expected cost, backward, SGD (momentum) step
-on the weights and Adam step on θ — what the search loop runs. Same flags on CPU and CUDA, e.g.
+One step = forward with per-sample Gumbel weights (``--supernet mixture``) or one sampled candidate per position
+(``--supernet path``), pixel CE + α·expected cost, backward, SGD (momentum) step on the weights and Adam step on
+θ — what the search loop runs. Same flags on CPU and CUDA, e.g.
 
     python bench/supernet_throughput.py --device cpu --batch-size 8 --crop 128 256 --impl fused
     python bench/supernet_throughput.py --device cuda --batch-size 16 --crop 384 480 --impl fused --amp \\
@@ -42,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--crop", type=int, nargs=2, default=[128, 256], metavar=("H", "W"))
     ap.add_argument("--classes", type=int, default=19)
     ap.add_argument("--impl", default="fused", choices=["naive", "fused"])
+    ap.add_argument("--supernet", default="mixture", choices=["mixture", "path"],
+                    help="mixture: every candidate per sample; path: one sampled candidate per position and batch")
     ap.add_argument("--layout", default="auto", choices=["auto", "wide", "chain"], help="fused layout")
     ap.add_argument("--no-fold", action="store_true", help="fused: keep the expansion BN as a separate op")
     ap.add_argument("--no-tune-malloc", action="store_true",
@@ -113,7 +116,10 @@ def run(args: argparse.Namespace) -> dict:
         opt_w.zero_grad(set_to_none=True)
         opt_a.zero_grad(set_to_none=True)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=args.amp):
-            logits = fwd(x, temperature=5.0)
+            if args.supernet == "path":  # as the search's loss_terms: one Gumbel draw for the batch
+                logits = fwd(x, path=net.sample_path(net.gumbel_noise(1)[0], 5.0))
+            else:
+                logits = fwd(x, temperature=5.0)
             loss = F.cross_entropy(logits.float(), y, ignore_index=255)
         loss = loss + args.alpha * net.expected_cost(cost)
         scaler.scale(loss).backward()
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "space": args.space, "batch_size": args.batch_size, "crop": [H, W], "impl": args.impl,
+        "supernet": args.supernet,
         "layout": args.layout, "fold": not args.no_fold, "malloc_tuned": bool(tuned),
         "compile": args.compile, "amp": args.amp, "channels_last": args.channels_last,
         "alive_per_position": "-".join(map(str, net.num_alive())),
