@@ -1,0 +1,170 @@
+"""Does the supernet's ranking hold after retraining? Search with one configuration, sample the learned
+distribution, take K architectures spread over the front and the sampled cloud, retrain each with one short
+recipe, and compare the supernet's path scores with the retrained validation and test mIoU (Kendall τ,
+Spearman ρ). Every step resumes: an interrupted run continues where it stopped.
+
+    python bench/ranking_fidelity.py --configuration new_path --dataset camvid --data-root ../shared/data/camvid \\
+        --lut runs/ranking/lut.json --out runs/ranking --k 10
+    → bench/results/ranking/new_path.json   (and runs/ranking/new_path/: the search, the K trainings)
+
+Configurations (``CONFIGURATIONS``): the search flags of the old defaults (the paper's formulation) and of the
+new ones, each with the mixture and the discrete-path supernet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from squeezenas.cli.options import parse_data_options  # noqa: E402
+from squeezenas.cost.lut import kendall_tau, load_lut, table_config  # noqa: E402
+from squeezenas.engine.config import EvalConfig, TrainConfig  # noqa: E402
+from squeezenas.engine.evaluate import evaluate_checkpoint  # noqa: E402
+from squeezenas.engine.train import train  # noqa: E402
+from squeezenas.search import SampleConfig, SearchConfig, run_search, sample_and_select  # noqa: E402
+from squeezenas.space.genotype import Genotype  # noqa: E402
+from squeezenas.utils.io import atomic_write_json  # noqa: E402
+
+PAPER = {"warmup_epochs": 0, "cost_ramp": 0.0, "theta": "joint", "cost_through": "softmax"}
+CONFIGURATIONS = {  # name → (search fields, whether they are the defaults)
+    "old_mixture": ({**PAPER, "supernet": "mixture"}, False),
+    "old_path": ({**PAPER, "supernet": "path"}, False),
+    "new_mixture": ({"supernet": "mixture"}, True),
+    "new_path": ({"supernet": "path"}, True),
+}
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's ρ: the Pearson correlation of the ranks (ties get their mean rank)."""
+    def ranks(x: list[float]) -> np.ndarray:
+        x = np.asarray(x, float)
+        order = x.argsort()
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for v in np.unique(x):
+            r[x == v] = r[x == v].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def spread(samples: list[dict], k: int) -> list[int]:
+    """K samples spread over the scores: every front point (up to K/2, spread over its cost range) and the rest at
+    evenly spaced quantiles of the whole cloud's score."""
+    front = sorted((i for i, s in enumerate(samples) if s["on_front"]), key=lambda i: samples[i]["latency_ms"])
+    take = [front[round(j * (len(front) - 1) / max(1, k // 2 - 1))] for j in range(min(k // 2, len(front)))]
+    take = list(dict.fromkeys(take))
+    rest = sorted((i for i in range(len(samples)) if i not in take), key=lambda i: samples[i]["miou"])
+    need = k - len(take)
+    take += [rest[round(j * (len(rest) - 1) / max(1, need - 1))] for j in range(need)] if need > 0 and rest else []
+    return list(dict.fromkeys(take))
+
+
+def run(args: argparse.Namespace) -> dict:
+    fields, is_default = CONFIGURATIONS[args.configuration]
+    root = Path(args.out) / args.configuration
+    table = load_lut(args.lut)
+    data = {"dataset": args.dataset, "data_root": args.data_root or None,
+            "data_options": parse_data_options(args.data_option)}
+    scfg = SearchConfig(space="small", **data, cost="latency", lut=args.lut, target=args.target,
+                        epochs=args.search_epochs, crop=tuple(args.crop), batch_size=args.batch_size,
+                        workers=args.workers, device="cpu", seed=args.seed, progress=False, out=str(root / "search"),
+                        **fields)
+    t0 = time.perf_counter()
+    ckpt = root / "search" / "checkpoint.pt"
+    result = run_search(scfg, table, resume=ckpt.is_file())
+    print(f"[{args.configuration}] search: {result.epochs} epochs, {len(result.pruned)} pruned", flush=True)
+    pareto = root / "search" / "pareto.json"
+    if not pareto.is_file():
+        sample_and_select(SampleConfig(search=str(root / "search"), n=args.n, val_limit=args.val_limit,
+                                       budget=None, finalists=0, device="cpu", workers=args.workers,
+                                       seed=args.seed, progress=False))
+    samples = json.loads(pareto.read_text())["samples"]
+    picks = spread(samples, args.k)
+    timing = replace(table_config(table), min_run_time=max(1.0, table_config(table).min_run_time))
+    pairs = []
+    for n, i in enumerate(picks):
+        s = samples[i]
+        folder = root / "archs" / f"{n:02d}"
+        genotype = Genotype(table.macro, tuple(s["genotype"]))
+        if not (folder / "genotype.json").is_file():
+            genotype.save(folder / "genotype.json")
+        tcfg = TrainConfig(model=str(folder / "genotype.json"), **data, out=str(folder / "train"),
+                           epochs=args.train_epochs, batch_size=args.batch_size, crop=tuple(args.crop),
+                           schedule="poly", workers=args.workers, device="cpu", seed=args.seed, progress=False,
+                           tensorboard=False, val_every=args.train_epochs,
+                           resume=(folder / "train" / "last.pt").is_file())
+        train(tcfg)
+        scores = {}
+        for split in ("val", "test"):
+            path = folder / f"{split}.json"
+            if not path.is_file():
+                evaluate_checkpoint(EvalConfig(checkpoint=str(folder / "train" / "last.pt"), split=split,
+                                               size=tuple(args.size), workers=args.workers, device="cpu",
+                                               report=str(path), progress=False))
+            scores[split] = json.loads(path.read_text())["miou"]
+        measured = folder / "latency.json"
+        if not measured.is_file():
+            from squeezenas.cost.benchmark import benchmark
+            from squeezenas.models import build_model
+
+            net = build_model(genotype, num_classes=int(table.meta.get("num_classes", 11)))
+            atomic_write_json(measured, benchmark(net, tuple(table.input_size), timing, memory=False))
+        ms = json.loads(measured.read_text())[f"{timing.statistic}_ms"]
+        pairs.append({"genotype": list(genotype.ops), "score": s["miou"], "predicted_ms": s["latency_ms"],
+                      "measured_ms": ms, "val_miou": scores["val"], "test_miou": scores["test"],
+                      "on_front": s["on_front"]})
+        print(f"[{args.configuration}] {n + 1}/{len(picks)}: score {s['miou']:.3f} → val {scores['val']:.3f}, "
+              f"test {scores['test']:.3f}, {ms:.2f} ms", flush=True)
+    summary = {}
+    for split in ("val", "test"):
+        a, b = [p["score"] for p in pairs], [p[f"{split}_miou"] for p in pairs]
+        summary[f"kendall_tau_{split}"] = kendall_tau(a, b)
+        summary[f"spearman_rho_{split}"] = spearman(a, b)
+    settings = {k: v for k, v in vars(args).items() if k not in ("configuration", "out")}
+    report = {"configuration": {"name": args.configuration, **fields, "settings": settings},
+              "is_default": is_default, "k": len(pairs), **summary, "pairs": pairs,
+              "commands": [" ".join(shlex.quote(a) for a in ["python", *sys.argv])],
+              "seconds_this_call": round(time.perf_counter() - t0, 1)}
+    out = Path(args.results) / f"{args.configuration}.json"
+    atomic_write_json(out, report)
+    print(f"[{args.configuration}] Kendall τ val {summary['kendall_tau_val']:.2f}, test "
+          f"{summary['kendall_tau_test']:.2f}; Spearman ρ val {summary['spearman_rho_val']:.2f} → {out}")
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configuration", choices=CONFIGURATIONS, required=True)
+    p.add_argument("--dataset", default="camvid")
+    p.add_argument("--data-root", default="../shared/data/camvid")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--lut", required=True, help="latency table of the target (this CPU) at the deployment size")
+    p.add_argument("--target", type=float, default=None, help="expected-latency target (ms); default: α")
+    p.add_argument("--search-epochs", type=int, default=8)
+    p.add_argument("--crop", type=int, nargs=2, default=(176, 240))
+    p.add_argument("--size", type=int, nargs=2, default=(180, 240), help="evaluation input size")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n", type=int, default=100, help="architectures sampled and scored")
+    p.add_argument("--val-limit", type=int, default=50, help="validation images (evenly strided) per score")
+    p.add_argument("--k", type=int, default=10, help="architectures retrained")
+    p.add_argument("--train-epochs", type=int, default=10)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/ranking")
+    p.add_argument("--results", default="bench/results/ranking")
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
