@@ -11,7 +11,7 @@ CONFIGURATIONS=${CONFIGURATIONS:-"new_path old_mixture new_mixture old_path"}
 ARGS=${ARGS:---search-epochs 8 --n 80 --val-limit 40 --k 10 --train-epochs 8 --crop 176 240 --size 180 240}
 mkdir -p "$OUT"
 if [ ! -f "$OUT/lut.json" ]; then
-  .venv/bin/squeezenas lut build --space small --size 180 240 --num-classes 11 --threads 1 --statistic min \
+  $PY -m squeezenas.cli.main lut build --space small --size 180 240 --num-classes 11 --threads 1 --statistic min \
     --rounds 3 --min-run-time 0.1 --out "$OUT/lut.json" --quiet
 fi
 for c in $CONFIGURATIONS; do
