@@ -78,3 +78,14 @@ def test_two_runs_into_one_folder(tmp_path, other_process, capsys):
               "1", "--workers", "0", "--no-progress", "--no-tensorboard", "--out", str(out)]
     assert main(search) == 2
     assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+
+
+def test_an_unwritable_folder_is_named(tmp_path, monkeypatch):
+    """As root every folder is writable, so the check's answer is faked here; the test as a user is in
+    tests/test_bad_input.py."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(OutputError, match=f"the folder {tmp_path} is not writable"):
+        check_output(tmp_path / "out.json")
+    with pytest.raises(OutputError, match="not writable"):
+        check_output(tmp_path / "a" / "b", kind="folder")
