@@ -1,9 +1,12 @@
 """Latency lookup tables measured on the target device: build, check against end-to-end, export/import a bundle.
 
-  squeezenas lut build  --space small --size 360 480 --backend onnxruntime --threads 2 --out lut.json
+  squeezenas lut build  --space small --size 360 480 --backend openvino --out lut.json
   squeezenas lut check  --lut lut.json --samples 24 --calibrate
-  squeezenas lut export --space small --size 360 480 --networks 12 --out bundle/
+  squeezenas lut export --space small --size 360 480 --backend executorch --networks 12 --out bundle/
   squeezenas lut import bundle/results.json --out lut.json
+
+Backends: eager, cuda_graph, onnxruntime, openvino, executorch. On a CPU every part and network is timed in 3
+round-robin rounds and the fastest call kept (--statistic min): figures that hold on a noisy machine.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ import json
 import warnings
 from pathlib import Path
 
-from squeezenas.cli.timing_options import contention, contention_args, statistic_arg, timing_args, timing_config
+from squeezenas.cli.timing_options import (contention, contention_args, rounds_arg, statistic_arg, timing_args,
+                                           timing_config)
+from squeezenas.cost.timing.config import BACKENDS
 from squeezenas.cost.timing.onnx import EXPORTERS
+
+RUNTIMES = [n for n in BACKENDS.names() if BACKENDS.get(n).suffix]  # backends whose artefacts a bundle carries
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,18 +34,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     timing_args(b, per="part")
     b.add_argument("--context", choices=("auto", "alone", "adapter"), default="auto",
                    help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
-                        "onnxruntime, whose layout conversions at a lone op's boundaries do not happen in a network)")
+                        "onnxruntime, openvino and executorch, whose layout conversions at a lone op's boundaries do "
+                        "not happen in a network; alone for PyTorch)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
     b.add_argument("--force", action="store_true", help="replace an OUT that holds a calibrated table")
     _measuring_args(b, "part")
     b.set_defaults(_lut=_build)
 
-    c = sub.add_parser("check", help="predicted vs measured latency of networks spanning the table's range")
+    c = sub.add_parser("check", help="predicted vs measured latency of networks spanning the table's range and the "
+                                     "skip ratio: MAPE, Kendall tau, share within 5%% and 10%%, raw and calibrated")
     c.add_argument("--lut", required=True, type=Path, help="latency table JSON")
     c.add_argument("--samples", type=int, default=20, help="networks to build and time")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--calibrate", action="store_true",
-                   help="fit overhead and scale on these networks and store them in the table")
+                   help="store the calibration fitted on these networks in the table (the report always shows "
+                        "calibrated errors, each network held out of its own fit)")
     c.add_argument("--min-run-time", type=float, default=None,
                    help="seconds of sampling per network (default: the table's)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,8 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _measuring_args(c, "network")
     c.set_defaults(_lut=_check)
 
-    e = sub.add_parser("export", help="write an ONNX bundle to time on a device without squeezenas")
+    e = sub.add_parser("export", help="write a bundle (ONNX, OpenVINO or ExecuTorch) to time on a device without "
+                                      "squeezenas")
     _space_args(e)
+    e.add_argument("--backend", choices=RUNTIMES, default="onnxruntime",
+                   help="the runtime whose artefacts the bundle carries; its runner needs only that runtime and numpy")
     e.add_argument("--networks", type=int, default=12, help="whole networks to include for an on-device check")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--onnx-exporter", choices=EXPORTERS, default="dynamo")
@@ -72,9 +85,7 @@ def _space_args(p: argparse.ArgumentParser) -> None:
 
 def _measuring_args(p: argparse.ArgumentParser, what: str) -> None:
     """Rounds, re-measuring under contention and the progress bar (build and check)."""
-    p.add_argument("--rounds", type=int, default=1,
-                   help=f"time every {what} this many times, round-robin, and keep the median round (the fastest with "
-                        "--statistic min): a machine whose speed wanders then spoils one round, not the figure")
+    rounds_arg(p, what, "the table's, else " if what == "network" else "")
     contention_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -93,7 +104,8 @@ def _build(args: argparse.Namespace) -> int:
                       rounds=args.rounds, force=args.force, **contention(args))
     m = table.meta
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
-          f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads) in {m['build_seconds']:.0f} s; "
+          f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads, {m['timing']['statistic']} of "
+          f"{m['rounds']} round{'s' if m['rounds'] > 1 else ''}) in {m['build_seconds']:.0f} s; "
           f"fixed {table.fixed_total:.3f} ms")
     _print_contention(m["contention"], "parts")
     return 0
@@ -130,17 +142,20 @@ def _print_contention(c: dict | None, what: str) -> None:
 
 def print_report(report: dict) -> None:
     """Per-network rows and the summary, raw and held-out calibrated."""
-    print(f"{'#':>3} {'mix':>5} {'predicted':>10} {'calib.':>10} {'measured':>10} {'IQR':>7} {'err%':>7} {'cal.err%':>8}")
+    print(f"{'#':>3} {'mix':>5} {'skip':>5} {'predicted':>10} {'calib.':>10} {'measured':>10} {'IQR':>7} {'err%':>7} "
+          f"{'cal.err%':>8}")
     for r in report["networks"]:
-        print(f"{r['index']:>3} {r['mix_ratio']:>5.2f} {r['predicted_ms']:>10.3f} {r['calibrated_loo_ms']:>10.3f} "
-              f"{r['measured_ms']:>10.3f} {r['iqr_ms']:>7.3f} {r['error_pct']:>7.2f} {r['calibrated_error_pct']:>8.2f}")
+        skip = "" if r.get("skip_fraction") is None else f"{r['skip_fraction']:.2f}"
+        print(f"{r['index']:>3} {r['mix_ratio']:>5.2f} {skip:>5} {r['predicted_ms']:>10.3f} "
+              f"{r['calibrated_loo_ms']:>10.3f} {r['measured_ms']:>10.3f} {r['iqr_ms']:>7.3f} {r['error_pct']:>7.2f} "
+              f"{r['calibrated_error_pct']:>8.2f}")
     raw, cal, fit = report["raw"], report["calibrated"], report["calibration_fit"]
     where = f"{report['space']} {report['input_size'][0]}x{report['input_size'][1]} {report['backend']}"
     print(f"{where}, {report['n']} networks (ms)")
-    print(f"  raw sum:            MAPE {raw['mape']:.2f}%  max {raw['max_abs_pct_error']:.2f}% "
-          f"({raw['max_abs_error_ms']:.3f} ms)  bias {raw['mean_signed_pct_error']:+.2f}%  Kendall tau {raw['kendall_tau']:.3f}")
-    print(f"  calibrated (LOO):   MAPE {cal['mape']:.2f}%  max {cal['max_abs_pct_error']:.2f}% "
-          f"({cal['max_abs_error_ms']:.3f} ms)  bias {cal['mean_signed_pct_error']:+.2f}%  Kendall tau {cal['kendall_tau']:.3f}")
+    for label, e in (("raw sum:         ", raw), ("calibrated (LOO):", cal)):
+        print(f"  {label}   MAPE {e['mape']:.2f}%  within 5% {e['within_5pct']:.0%}  within 10% "
+              f"{e['within_10pct']:.0%}  max {e['max_abs_pct_error']:.2f}% ({e['max_abs_error_ms']:.3f} ms)  "
+              f"bias {e['mean_signed_pct_error']:+.2f}%  Kendall tau {e['kendall_tau']:.3f}")
     if "kendall_tau_macs" in report:
         print(f"  MACs as the cost:   Kendall tau {report['kendall_tau_macs']:.3f} (ranking by GMACs, for comparison)")
     print(f"  fit on all:         measured = {fit['overhead_ms']:.3f} ms + {fit['scale']:.4f} x predicted")
@@ -148,7 +163,8 @@ def print_report(report: dict) -> None:
     _print_contention(report.get("contention"), "networks")
     s = report.get("stored_calibration")
     if s:
-        print(f"  stored calibration: MAPE {s['mape']:.2f}%  Kendall tau {s['kendall_tau']:.3f} "
+        print(f"  stored calibration: MAPE {s['mape']:.2f}%  within 5% {s['within_5pct']:.0%}  "
+              f"Kendall tau {s['kendall_tau']:.3f} "
               f"(overhead {s['overhead_ms']:.3f} ms, scale {s['scale']:.4f}; fitted on seed {s.get('seed')})")
 
 
@@ -157,9 +173,9 @@ def _export(args: argparse.Namespace) -> int:
 
     manifest = export_bundle(args.space, tuple(args.size), args.out, num_classes=args.num_classes,
                              networks=args.networks, seed=args.seed, exporter=args.onnx_exporter,
-                             progress=not args.quiet)
+                             progress=not args.quiet, backend=args.backend)
     m = json.loads(manifest.read_text())
-    print(f"wrote {args.out}: {len(m['parts'])} parts, {len(m['networks'])} networks; on the device run\n"
+    print(f"wrote {args.out} ({args.backend}): {len(m['parts'])} parts, {len(m['networks'])} networks; on the device run\n"
           f"  python run_bundle.py --threads N --out results.json")
     return 0
 

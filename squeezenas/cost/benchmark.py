@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from squeezenas.cost.counting import count_costs
-from squeezenas.cost.timing.config import TimingConfig
+from squeezenas.cost.timing.backends import Artefact
+from squeezenas.cost.timing.config import BACKENDS, TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import MAX_OTHER_CPU, RETRIES, cpu_load, measure_guarded, warn_if_busy
 from squeezenas.cost.timing.device import device_fingerprint
-from squeezenas.cost.timing.ort import OnnxModel
+from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
@@ -41,20 +42,28 @@ def benchmark(
     name: str | None = None,
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
+    rounds: int | None = None,
 ) -> dict[str, Any]:
-    """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or an exported .onnx file) on one
-    (1, 3, H, W) input; ``size`` defaults to an ONNX file's own input size, else 1024×2048.
+    """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or a file ``squeezenas export`` wrote:
+    .onnx, OpenVINO .xml, ExecuTorch .pte) on one (1, 3, H, W) input; ``size`` defaults to such a file's own
+    input size, else 1024×2048.
 
-    An ONNX file is timed as it is, with the onnxruntime backend only; its GMACs are not known (None).
-    Returns median/IQR/p10/p90 (ms), repeats, GMACs (SPEC convention) and GMAC/s at the median, peak memory
-    (see ``peak_memory``), the timing settings and this machine's fingerprint. The measurement is repeated
-    (``retries`` times at most) while other processes use more than ``max_other_cpu`` of the CPUs
-    (``measure_guarded``); ``other_cpu`` records their share during the kept measurement.
+    A file is timed as it is, with its runtime's backend only; its GMACs are not known (None). Returns the
+    config's statistic (``latency_ms``) and median/IQR/p10/p90/min (ms), repeats, GMACs (SPEC convention) and
+    GMAC/s at that latency, peak memory (see ``peak_memory``), the timing settings and this machine's
+    fingerprint. The network is timed ``rounds`` times (default 3 on CPU, 1 on CUDA) and the fastest round
+    kept for the min, the median round otherwise (``combine_rounds``). Each measurement is repeated (``retries``
+    times at most) while other processes use more than ``max_other_cpu`` of the CPUs (``measure_guarded``);
+    ``other_cpu`` records their worst share during the kept rounds.
     """
     config = (config or TimingConfig()).resolved()
-    if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
-        net = OnnxModel(Path(model))
-        own_size = _onnx_input_size(net.path, config)  # also refuses a missing file or another backend
+    rounds = default_rounds(config) if rounds is None else rounds
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    artefact = _artefact_of(model)
+    if artefact is not None:
+        net = artefact
+        own_size = _artefact_input_size(net, config)  # also refuses a missing file or another backend
         label, genotype, size = name or net.path.stem, None, size or own_size
     elif isinstance(model, nn.Module):
         net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
@@ -62,59 +71,73 @@ def benchmark(
         r = resolve_model(model, num_classes=num_classes)
         net, label, genotype = r.model, name or r.name, r.genotype
     h, w = pair("size", tuple(size or DEFAULT_SIZE))
-    gmacs = None if isinstance(net, OnnxModel) else count_costs(net, (h, w)).gmacs
+    check_available(config)
+    gmacs = None if isinstance(net, Artefact) else count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
-    with TimingTargets(config, export=not isinstance(net, OnnxModel)) as targets:  # retries reuse one export
-        t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)), (3, h, w),
-                                             config, max_other_cpu, retries)
+    measured = []
+    with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:  # rounds and retries: one export
+        for _ in range(rounds):
+            t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)),
+                                                 (3, h, w), config, max_other_cpu, retries)
+            measured.append({**t.statistics(), "other_cpu": share, "attempts": attempts})
+    stat = stat_key(config.statistic)
+    m = combine_rounds(measured, stat)
     result: dict[str, Any] = {
         "name": label, "genotype": genotype.to_dict() if genotype is not None else None,
-        "input_size": [h, w], "batch": config.batch,
-        "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "min_ms": t.min_ms,
-        "repeats": t.repeats, "calls_per_repeat": t.calls_per_repeat,
-        "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (t.median_ms / 1e3),
+        "input_size": [h, w], "batch": config.batch, "statistic": config.statistic, "latency_ms": m[stat],
+        **{k: m[k] for k in ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "min_ms", "repeats", "calls_per_repeat")},
+        "rounds": rounds, "round_values": m.get("round_values", [m[stat]]),
+        "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (m[stat] / 1e3),
         "backend": config.backend, "device": config.device, "dtype": config.dtype,
         "channels_last": config.channels_last, "threads": t.threads,
-        "timing": config.to_dict(), "fingerprint": device_fingerprint(config.device, t.threads),
-        "load_average": {"start": load, "end": cpu_load()}, "other_cpu": share, "attempts": attempts,
+        "timing": config.to_dict(),
+        "fingerprint": device_fingerprint(config.device, t.threads, backend=config.backend,
+                                          runtime_device=config.runtime_device),
+        "load_average": {"start": load, "end": cpu_load()}, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
     }
     result.update(peak_memory(net, (h, w), config) if memory else {"peak_memory_mb": None, "memory_kind": None})
     return result
 
 
-def _onnx_input_size(path: Path, config: TimingConfig) -> tuple[int, int] | None:
-    """(H, W) of an ONNX file's one image input when fixed, None when dynamic; clear errors for bad files."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such ONNX file")
-    if config.backend != "onnxruntime":
-        raise ValueError(f"{path}: an ONNX file is timed with the onnxruntime backend (--backend onnxruntime), "
-                         f"not {config.backend!r}")
-    import onnxruntime as ort
+def _artefact_of(model: Any) -> Artefact | None:
+    """The artefact a path names by its suffix (.onnx, .xml, .pte), with the backend that runs it; else None."""
+    if not isinstance(model, (str, Path)):
+        return None
+    suffix = Path(model).suffix.lower()
+    backend = next((b for b in BACKENDS if BACKENDS.get(b).suffix == suffix), None)
+    return None if backend is None else Artefact(Path(model), backend)
 
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable or invalid models
-        raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from e
-    inputs = session.get_inputs()
-    shape = inputs[0].shape
-    if len(inputs) != 1 or len(shape) != 4:
-        raise ValueError(f"{path}: expected one (N, 3, H, W) input, got {[(i.name, i.shape) for i in inputs]}")
+
+def _artefact_input_size(artefact: Artefact, config: TimingConfig) -> tuple[int, int] | None:
+    """(H, W) of a file's one image input when fixed, None when dynamic; clear errors for bad files."""
+    path = artefact.path
+    if not path.is_file():
+        kind = {"onnxruntime": "ONNX", "openvino": "OpenVINO", "executorch": "ExecuTorch"}.get(artefact.backend)
+        raise FileNotFoundError(f"{path}: no such {kind or artefact.backend} file")
+    if config.backend != artefact.backend:
+        raise ValueError(f"{path}: a {path.suffix} file is timed with the {artefact.backend} backend "
+                         f"(--backend {artefact.backend}), not {config.backend!r}")
+    backend = BACKENDS.get(artefact.backend)
+    backend.require()
+    shape = backend.input_shape(path)
+    if len(shape) != 4:
+        raise ValueError(f"{path}: expected one (N, 3, H, W) input, got shape {shape}")
     return (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
 
 
-def peak_memory(model: nn.Module | OnnxModel, size: tuple[int, int], config: TimingConfig) -> dict[str, Any]:
+def peak_memory(model: nn.Module | Artefact, size: tuple[int, int], config: TimingConfig) -> dict[str, Any]:
     """Peak memory of a short run (one warm-up call and one timed call) of the same backend.
 
     CUDA with a PyTorch backend: ``torch.cuda.max_memory_allocated`` (weights + activations + workspace).
     CPU: increase of the process's resident set size over the run, sampled every millisecond from /proc
-    (it includes the backend's preparation, e.g. the model copy, or the ONNX export for onnxruntime); where
+    (it includes the backend's preparation, e.g. the model copy, or the export for onnxruntime); where
     /proc is missing, the increase of ``ru_maxrss`` (a lower bound). Kept apart from the timed run, so the
     sampling thread cannot disturb the latency figure.
     """
     short = dataclasses.replace(config, warmup=1, min_repeats=1, max_repeats=1, min_run_time=0.0,
                                 max_run_time=max(config.max_run_time, 1e-3))
     h, w = size
-    if config.device == "cuda" and config.backend != "onnxruntime":
+    if config.device == "cuda" and BACKENDS.get(config.backend).suffix is None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()

@@ -10,9 +10,6 @@ import torch
 from torch import nn
 
 from squeezenas.cost.timing.onnx import export_module, eval_mode
-from squeezenas.models.resolve import resolve_model
-from squeezenas.utils.config import pair
-from squeezenas.utils.io import check_output
 
 LOGITS_NAME = "logits"
 
@@ -65,23 +62,6 @@ def export_onnx(
     if dynamic and check_dynamic:
         _check_dynamic(model, path, tuple(int(s) for s in input_shape))
     return path
-
-
-def export_network(model_spec: str, onnx_path: str | Path, size: tuple[int, int], *, weights: str | None = None,
-                   num_classes: int | None = None, dynamic: bool = False, exporter: str = "dynamo", seed: int = 0,
-                   tolerance: float = 1e-3) -> dict[str, Any]:
-    """Export a zoo network, genotype file or checkpoint (``weights`` loaded on top) at a (1, 3, H, W) example and
-    verify the file on a seeded random input; ``verified`` says whether max |PyTorch − ORT| ≤ ``tolerance``."""
-    size = pair("size", tuple(size))
-    check_output(onnx_path, kind="file", what="--onnx", inputs=(model_spec,) + ((weights,) if weights else ()))
-    r = resolve_model(model_spec, weights=weights, num_classes=num_classes)
-    model = r.model.eval()
-    path = export_onnx(model, onnx_path, (1, 3, *size), dynamic=dynamic, exporter=exporter)
-    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
-    diff = verify_onnx(model, path, x)
-    return {"onnx": str(path), "model": r.name, "input_size": list(size), "dynamic": dynamic,
-            "num_classes": r.num_classes, "max_abs_diff": diff, "bytes": path.stat().st_size,
-            "verified": diff <= tolerance}
 
 
 def _check_dynamic(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:

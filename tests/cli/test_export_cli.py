@@ -25,3 +25,28 @@ def test_export_genotype_file(tmp_path, capsys):
                "--size", "64", "128", "--exporter", "torchscript"])
     assert rc == 0
     assert "max |diff|" in capsys.readouterr().out
+
+
+def test_export_needs_an_output_of_the_right_kind(tmp_path, capsys):
+    """No output, a file of the wrong suffix, or --dynamic without ONNX: one line naming the option, exit 2."""
+    assert main(["export", "squeezenas_mac_small", "--size", "64", "64"]) == 2
+    assert "--onnx M.onnx, --openvino M.xml or --executorch M.pte" in capsys.readouterr().err
+    assert main(["export", "squeezenas_mac_small", "--openvino", str(tmp_path / "m.bin"), "--size", "64", "64"]) == 2
+    assert "--openvino" in capsys.readouterr().err and not (tmp_path / "m.bin").exists()
+    assert main(["export", "squeezenas_mac_small", "--executorch", str(tmp_path / "m.pte"), "--dynamic"]) == 2
+    assert "--dynamic applies to the ONNX export" in capsys.readouterr().err
+
+
+def test_export_to_several_runtimes_at_once(tmp_path, capsys):
+    """Every file asked for is written and verified in its own runtime (max abs diff of the logits)."""
+    pytest.importorskip("openvino")
+    from squeezenas.space import random_genotype
+
+    random_genotype("small", 1).save(tmp_path / "g.json")
+    assert main(["export", str(tmp_path / "g.json"), "--num-classes", "7", "--size", "64", "96", "--exporter",
+                 "torchscript", "--onnx", str(tmp_path / "m.onnx"), "--openvino", str(tmp_path / "m.xml"),
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [f["runtime"] for f in d["files"]] == ["onnxruntime", "openvino"] and d["verified"]
+    assert all(f["max_abs_diff"] < 1e-4 and f["bytes"] > 0 for f in d["files"])
+    assert (tmp_path / "m.xml").is_file() and (tmp_path / "m.bin").is_file()

@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Time every ONNX model of a squeezenas latency bundle with onnxruntime and write results JSON.
+"""Time every model of a squeezenas latency bundle with its runtime and write results JSON.
 
-Copied into each bundle as ``run_bundle.py``; needs only Python 3.8+, numpy and onnxruntime, so it runs on
-devices that cannot run PyTorch or squeezenas. Usage (in the bundle folder)::
+Copied into each bundle as ``run_bundle.py``; needs only Python 3.8+, numpy and the bundle's runtime, so it runs
+on devices that cannot run squeezenas: onnxruntime (.onnx), OpenVINO (.xml + .bin) or ExecuTorch (.pte; its Python
+runtime, ``executorch.runtime``, hands tensors over as torch tensors, so there torch comes with it). Usage (in the
+bundle folder)::
 
     python run_bundle.py --threads 4 --out results.json
 
 then, where squeezenas is installed: ``squeezenas lut import results.json --out table.json``.
 
-The procedure is the one of ``squeezenas.cost.timing`` (onnxruntime backend), written here once and imported
-by it: session with ``threads`` intra-op threads, sequential execution, all graph optimisations; input and
-outputs bound once; warm-up calls; samples of enough back-to-back calls to last >= 0.1 ms; sampling until
-``--min-run-time`` seconds and ``--min-repeats`` samples (or ``--max-run-time``); median and spread of the
-per-call times; the CPU name of the device fingerprint. So this file imports nothing from squeezenas, and a
-table built from a bundle is timed exactly as one measured where squeezenas runs. An interrupted run resumes
-from ``results.json.partial`` when started again with the same settings.
+The procedure is the one of ``squeezenas.cost.timing``, written here once and imported by it: the runtime set up
+as a deployment would (onnxruntime: ``threads`` intra-op threads, sequential execution, all graph optimisations;
+OpenVINO: latency hint, ``threads`` inference threads, float32 precision; ExecuTorch: XNNPACK's pool at ``threads``
+threads); input bound once; warm-up calls; samples of enough back-to-back calls to last >= 0.1 ms; sampling
+until ``--min-run-time`` seconds and ``--min-repeats`` samples (or ``--max-run-time``); median and spread of the
+per-call times; ``--rounds`` round-robin rounds over all models; the CPU name of the device fingerprint. So this
+file imports nothing from squeezenas, and a table built from a bundle is timed exactly as one measured where
+squeezenas runs. An interrupted run resumes from ``results.json.partial`` when started again with the same settings.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import onnxruntime as ort
 
 RESULTS_FORMAT = "squeezenas latency bundle results"
 SAMPLE_TARGET_S = 1e-4  # a sample lasts at least this long: perf_counter/event overhead stays well below 1%
 MAX_CALLS_PER_SAMPLE = 1000
+ROUNDS = 3  # round-robin rounds of every model (squeezenas' CPU default)
 
 
 def cpu_model() -> str:
@@ -50,17 +53,36 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def fingerprint(threads: int, provider: str) -> dict:
-    """The fields of squeezenas' device fingerprint that this runner can know (no torch here)."""
-    return {"device": "cuda" if provider == "CUDAExecutionProvider" else "cpu", "cpu_model": cpu_model(),
-            "logical_cores": os.cpu_count(), "machine": platform.machine(), "os": platform.system(),
-            "onnxruntime": ort.__version__, "threads": threads, "provider": provider,
-            "python": platform.python_version(), "numpy": np.__version__}
+def fingerprint(threads: int, runtime: str = "onnxruntime", provider: str = "CPUExecutionProvider",
+                device: str = "CPU") -> dict:
+    """The fields of squeezenas' device fingerprint that this runner can know (no squeezenas here); ``provider``
+    is onnxruntime's execution provider, ``device`` OpenVINO's device."""
+    fp = {"device": "cuda" if provider == "CUDAExecutionProvider" else "cpu", "cpu_model": cpu_model(),
+          "logical_cores": os.cpu_count(), "machine": platform.machine(), "os": platform.system(),
+          "threads": threads, "runtime": runtime, "python": platform.python_version(), "numpy": np.__version__}
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        fp.update(onnxruntime=ort.__version__, provider=provider)
+    elif runtime == "openvino":
+        import openvino as ov
+
+        fp.update(openvino=ov.__version__, **({} if device.upper() == "CPU" else {"runtime_device": device}))
+    else:
+        from executorch import version
+
+        fp.update(executorch=version.__version__)
+    return fp
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """As a deployment would configure a session: ``threads`` intra-op threads, sequential execution, all graph
-    optimisations (BN folding, fusions), errors only in the log."""
+# --- each runtime set up as a deployment would; the timing backends of squeezenas import these ---------------
+
+
+def session_options(threads: int):
+    """onnxruntime: ``threads`` intra-op threads, sequential execution, all graph optimisations (BN folding,
+    fusions), errors only in the log."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -70,11 +92,11 @@ def session_options(threads: int) -> ort.SessionOptions:
     return opts
 
 
-def bind(session: ort.InferenceSession, x: np.ndarray, device: str, device_id: int = 0) -> tuple:
-    """Input placed on the device once; outputs left on the device: no host copies inside the timed call.
+def bind(session, x: np.ndarray, device: str, device_id: int = 0) -> tuple:
+    """onnxruntime: input placed on the device once; outputs left on the device: no host copies inside the timed
+    call. Returns the binding and the bound input buffer, which must stay alive as long as the binding is used."""
+    import onnxruntime as ort
 
-    Returns the binding and the bound input buffer, which must stay alive as long as the binding is used.
-    """
     binding = session.io_binding()
     name = session.get_inputs()[0].name
     if device == "cuda":
@@ -85,6 +107,62 @@ def bind(session: ort.InferenceSession, x: np.ndarray, device: str, device_id: i
     for out in session.get_outputs():
         binding.bind_output(out.name, device, device_id)
     return binding, x
+
+
+def openvino_properties(device: str, threads: int, precision: str = "f32") -> dict:
+    """OpenVINO: the latency hint, the precision asked for (never the plugin's choice: bf16 on CPUs with
+    AVX-512 BF16 or AMX) and, on the CPU, ``threads`` inference threads."""
+    properties = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    if device.upper().startswith("CPU"):
+        properties["INFERENCE_NUM_THREADS"] = threads
+    return properties
+
+
+def executorch_threads(threads: int) -> None:
+    """ExecuTorch: XNNPACK's thread pool at ``threads`` threads (what ExecuTorch's executor_runner does for
+    --cpu_threads; an experimental API of its Python bindings)."""
+    import warnings
+
+    from executorch.extension.pybindings import portable_lib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning: the API may change; this file pins what it calls
+        if portable_lib._threadpool_get_thread_count() != threads:
+            portable_lib._unsafe_reset_threadpool(threads)
+
+
+def _open_onnxruntime(path: Path, x: np.ndarray, args: argparse.Namespace) -> Callable[[], object]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), sess_options=session_options(args.threads), providers=[args.provider])
+    binding, bound = bind(session, x, "cuda" if args.provider == "CUDAExecutionProvider" else "cpu")
+    return lambda: (session.run_with_iobinding(binding), bound)
+
+
+def _open_openvino(path: Path, x: np.ndarray, args: argparse.Namespace) -> Callable[[], object]:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), args.device, openvino_properties(args.device, args.threads))
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(x, shared_memory=True))
+    return lambda: (request.infer(), x)
+
+
+def _open_executorch(path: Path, x: np.ndarray, args: argparse.Namespace) -> Callable[[], object]:
+    import torch
+    from executorch.runtime import Runtime
+
+    executorch_threads(args.threads)
+    program = Runtime.get().load_program(path.read_bytes())
+    method = program.load_method("forward")  # needs the program alive: the call below holds both
+    inputs = (torch.from_numpy(x),)
+    return lambda: (method.execute(inputs), program)
+
+
+OPEN = {"onnxruntime": _open_onnxruntime, "openvino": _open_openvino, "executorch": _open_executorch}
+
+
+# --- the timing procedure ---------------------------------------------------------------------------------
 
 
 def calls_per_sample(per_call_s: float) -> int:
@@ -134,15 +212,14 @@ def statistics(samples: list, number: int) -> dict:
             "min_ms": float(ms.min()), "repeats": len(samples), "calls_per_repeat": number}
 
 
-def time_model(path: Path, shape: list, args: argparse.Namespace) -> dict:
-    session = ort.InferenceSession(str(path), sess_options=session_options(args.threads), providers=[args.provider])
+def time_model(path: Path, shape: list, runtime: str, args: argparse.Namespace) -> dict:
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    binding, x = bind(session, x, "cuda" if args.provider == "CUDAExecutionProvider" else "cpu")
+    call = OPEN[runtime](path, x, args)
 
     def clock(n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
-            session.run_with_iobinding(binding)
+            call()
         return time.perf_counter() - start
 
     number = calls_per_sample(warm_up(clock, args.warmup, args.min_run_time))
@@ -164,13 +241,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", type=Path, default=here, help="bundle folder (default: this script's folder)")
     p.add_argument("--out", type=Path, default=None, help="results file (default: BUNDLE/results.json)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="the runtime's CPU threads")
     p.add_argument("--provider", default="CPUExecutionProvider", help="onnxruntime execution provider")
+    p.add_argument("--device", default="CPU", help="OpenVINO device (CPU, GPU, NPU, ...)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of sampling per model at least")
     p.add_argument("--max-run-time", type=float, default=10.0)
     p.add_argument("--min-repeats", type=int, default=10)
     p.add_argument("--max-repeats", type=int, default=10000)
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="time every model this many times, round-robin")
     p.add_argument("--skip-networks", action="store_true", help="time only the parts, not the check networks")
     return p
 
@@ -179,12 +258,13 @@ def main(argv: list | None = None) -> int:
     args = parser().parse_args(argv)
     args.max_run_time = max(args.max_run_time, args.min_run_time)
     manifest = json.loads((args.bundle / "manifest.json").read_text())
+    runtime = manifest.get("runtime", "onnxruntime")
     out = args.out or args.bundle / "results.json"
     partial = out.with_name(out.name + ".partial")
-    settings = {k: getattr(args, k) for k in ("threads", "provider", "warmup", "min_run_time", "max_run_time",
-                                              "min_repeats", "max_repeats")}
-    settings["bundle_id"] = manifest["bundle_id"]
-    state = {"parts": {}, "networks": {}}
+    settings = {k: getattr(args, k) for k in ("threads", "provider", "device", "warmup", "min_run_time",
+                                              "max_run_time", "min_repeats", "max_repeats", "rounds")}
+    settings.update(bundle_id=manifest["bundle_id"], runtime=runtime)
+    state: dict = {"parts": {}, "networks": {}}  # name → statistics of each round so far
     if partial.is_file():
         old = json.loads(partial.read_text())
         if old.get("settings") != settings:
@@ -192,18 +272,21 @@ def main(argv: list | None = None) -> int:
                   file=sys.stderr)
             return 2
         state = old["state"]
-    jobs = [("parts", m) for m in manifest["parts"]]
+    jobs = [("parts", m["key"], m) for m in manifest["parts"]]
     if not args.skip_networks:
-        jobs += [("networks", m) for m in manifest.get("networks", [])]
-    for n, (group, m) in enumerate(jobs, 1):
-        name = m["key"] if group == "parts" else m["name"]
-        if name in state[group]:
-            continue
-        state[group][name] = time_model(args.bundle / m["file"], m["input_shape"], args)
-        print(f"[{n}/{len(jobs)}] {state[group][name]['median_ms']:9.4f} ms  {name}", flush=True)
-        write_json(partial, {"settings": settings, "state": state})
-    write_json(out, {"format": RESULTS_FORMAT, "manifest": manifest, "settings": settings,
-                     "fingerprint": fingerprint(args.threads, args.provider),
+        jobs += [("networks", m["name"], m) for m in manifest.get("networks", [])]
+    n = 0
+    for r in range(args.rounds):  # round-robin: a model's rounds lie minutes apart
+        for group, name, m in jobs:
+            n += 1
+            if len(state[group].get(name, [])) > r:
+                continue
+            state[group].setdefault(name, []).append(time_model(args.bundle / m["file"], m["input_shape"], runtime,
+                                                                args))
+            print(f"[{n}/{len(jobs) * args.rounds}] {state[group][name][-1]['median_ms']:9.4f} ms  {name}", flush=True)
+            write_json(partial, {"settings": settings, "state": state})
+    write_json(out, {"format": RESULTS_FORMAT, "version": 2, "manifest": manifest, "settings": settings,
+                     "fingerprint": fingerprint(args.threads, runtime, args.provider, args.device),
                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state})
     if partial.exists():
         partial.unlink()

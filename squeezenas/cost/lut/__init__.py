@@ -3,8 +3,8 @@
 Modules: ``plan`` (what is timed, its keys), ``build`` (timing the parts, assembling the table), ``loading``
 (a table and its provenance), ``check`` (predicted vs measured networks), ``stats`` (calibration and errors).
 
-A latency table is a ``CostTable`` with ``kind="latency"`` and ``unit="ms"``: ``table[i][j]`` is the median
-batch-1 latency of candidate j at position i, timed alone at the exact input shape the position sees at the
+A latency table is a ``CostTable`` with ``kind="latency"`` and ``unit="ms"``: ``table[i][j]`` is the batch-1
+latency (the config's statistic: min on CPU by default) of candidate j at position i, timed alone at the exact input shape the position sees at the
 deployment resolution; ``fixed`` holds the stem, the last 1×1 conv and the decoder (given the high/low feature
 shapes). predicted(network) = Σ fixed + Σ_i table[i][op_i]; the identity ``skip`` costs 0 ms.
 
@@ -14,8 +14,9 @@ What makes the sum match an end-to-end measurement:
   layout, threads, batch) later used to time whole networks (``lut check``, ``squeezenas bench``);
 - parts are the network's own modules (``build_op``, ``Stem``, ``conv_bn_relu``, the decoder) with the
   network's initialisation, in eval and inference mode; a block's residual add belongs to the block;
-- eager: BN is not folded, neither in the parts nor in the network; onnxruntime: every part is exported alone
-  to ONNX and run with the same session options as the whole network, so conv+BN+ReLU fusions happen in both;
+- eager: BN is not folded, neither in the parts nor in the network; onnxruntime, openvino, executorch: every
+  part is exported alone to the runtime's artefact and run with the same session settings as the whole network,
+  so conv+BN+ReLU fusions happen in both, and ops are timed after an adapter (layout conversions);
 - what remains (per-call framework overhead counted once per part, cache effects between consecutive blocks)
   is captured by a calibration ``measured ≈ overhead_ms + scale · predicted``, fitted by least squares on
   end-to-end measurements (``check_lut(..., calibrate=True)``) and evaluated on held-out networks.
@@ -27,7 +28,8 @@ each key to its statistics (median, spread, repeats).
 
 from squeezenas.cost.lut.build import (LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, combine_rounds,
                                        partial_path)
-from squeezenas.cost.lut.check import check_lut, check_lut_file, evaluate_predictions, spanning_genotypes
+from squeezenas.cost.lut.check import (SpanningNet, check_lut, check_lut_file, evaluate_predictions,
+                                       spanning_genotypes)
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
 from squeezenas.cost.lut.plan import (CONTEXTS, IDENTITY_KEY, LutPlan, PackedDecoder, Part, adapter_conv,
                                       default_context, output_sizes, packed_offset, plan_lut)
@@ -37,8 +39,8 @@ from squeezenas.cost.timing.contention import CpuMonitor, contention_summary, cp
 from squeezenas.cost.timing.targets import TimingTargets
 
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "LutPlan", "PARTIAL_SUFFIX",
-           "PackedDecoder", "Part", "TimingTargets", "adapter_conv", "assemble_table", "build_lut", "check_device",
-           "check_lut", "check_lut_file", "combine_rounds", "contention_summary", "cpu_load", "default_context",
+           "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut",
+           "check_device", "check_lut", "check_lut_file", "combine_rounds", "contention_summary", "cpu_load", "default_context",
            "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut",
            "measure_guarded", "output_sizes", "packed_offset", "partial_path", "plan_lut", "spanning_genotypes",
            "table_config", "warn_if_busy"]

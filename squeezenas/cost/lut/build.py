@@ -14,10 +14,11 @@ from typing import Any
 from squeezenas.cost.lut.loading import LutError
 from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
 from squeezenas.cost.tables import CostTable
-from squeezenas.cost.timing.config import TimingConfig, stat_key
+from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
+from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.space.macro import MacroArch, get_space
@@ -82,7 +83,7 @@ def build_lut(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     context: str | None = None,
-    rounds: int = 1,
+    rounds: int | None = None,
     force: bool = False,
 ) -> CostTable:
     """Time every distinct part of the space at ``input_size`` and return (and with ``out``, save) the table.
@@ -90,15 +91,15 @@ def build_lut(
     With ``out``, results so far are written atomically to ``out.partial`` every ``checkpoint_every`` parts;
     a build with the same settings resumes from it (a partial with other settings is an error naming them),
     and it is removed once ``out`` is written. ``measure_fn`` defaults to ``cost.timing.measure``, with each part
-    exported to ONNX once for the onnxruntime backend (``TimingTargets``); a given one (tests pass a counting
-    fake) gets a freshly built module every time.
+    exported once to the runtime's artefact for onnxruntime, openvino and executorch (``TimingTargets``); a given
+    one (tests pass a counting fake) gets a freshly built module every time.
 
     A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
     ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
-    ``context`` is ``plan_lut``'s (default: "adapter" for onnxruntime, "alone" otherwise).
+    ``context`` is ``plan_lut``'s (default: the backend's, "adapter" for the runtimes that run an artefact).
 
-    With ``rounds`` > 1 every part is timed that many times, round-robin over all parts (so a part's rounds lie
+    ``rounds`` (default: 3 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is timed that many times, round-robin over all parts (so a part's rounds lie
     minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
     min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
     for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build
@@ -107,6 +108,8 @@ def build_lut(
     An ``out`` that already holds a calibrated table is not replaced unless ``force`` (its calibration, fitted by
     ``lut check --calibrate``, would be lost); a build into an ``out`` that another build is writing is refused.
     """
+    config = (config or TimingConfig()).resolved()
+    rounds = default_rounds(config) if rounds is None else rounds
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     input_size = pair("input_size", tuple(input_size))
@@ -114,9 +117,11 @@ def build_lut(
         out = check_output(out, kind="file", what="--out")
         _refuse_to_drop_a_calibration(out, force)
     arch = get_space(macro)
-    config = (config or TimingConfig()).resolved()
+    if measure_fn is None:
+        check_available(config)  # CUDA, and the runtime (an error naming its extra) before anything is timed
     plan = plan_lut(arch, tuple(input_size), config, num_classes, context)
-    fingerprint = device_fingerprint(config.device, config.threads)
+    fingerprint = device_fingerprint(config.device, config.threads, backend=config.backend,
+                                     runtime_device=config.runtime_device)
     load_start = warn_if_busy(config, "the table's timings")
     settings = _settings(plan, fingerprint)
     partial = partial_path(out) if out is not None else None
@@ -153,6 +158,7 @@ def build_lut(
         checkpoint()
         entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
         table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
+        table.meta["rounds"] = rounds
         table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
         table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
         if out is not None:
@@ -178,23 +184,6 @@ def _refuse_to_drop_a_calibration(out: Path, force: bool) -> None:
         raise LutError(f"--out {out} holds a calibrated table (fitted {calibration.get('fitted', '?')} on "
                        f"{calibration.get('n_networks', '?')} networks); pass --force to replace it and lose the "
                        "calibration, or build into another --out")
-
-
-def combine_rounds(rounds: list[dict], key: str = "median_ms") -> dict:
-    """One entry from the statistics of several rounds, with every round's median and ``key`` value, the worst
-    other-process share and the attempts of all rounds.
-
-    For the min (``key`` "min_ms") it is the round with the fastest call: the min over all of them. Otherwise
-    it is the round whose ``key`` value is the median of the rounds' (the lower one of the middle two for an
-    even count), so one round spoilt by a slow spell of the machine does not move the entry."""
-    if len(rounds) == 1:
-        return dict(rounds[0])
-    ordered = sorted(rounds, key=lambda d: d[key])
-    kept = ordered[0] if key == "min_ms" else ordered[(len(rounds) - 1) // 2]
-    shares = [d["other_cpu"] for d in rounds if d.get("other_cpu") is not None]
-    return {**kept, "rounds": len(rounds), "round_medians": [d["median_ms"] for d in rounds],
-            "round_values": [d[key] for d in rounds], "other_cpu": max(shares) if shares else None,
-            "attempts": sum(d.get("attempts", 1) for d in rounds)}
 
 
 def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:

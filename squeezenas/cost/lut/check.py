@@ -7,40 +7,60 @@ import dataclasses
 import datetime
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from squeezenas.cost.lut.build import combine_rounds
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
 from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out
 from squeezenas.cost.tables import CostTable, mac_table
-from squeezenas.cost.timing.config import TimingConfig, stat_key
+from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
+from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
+from squeezenas.space.ops import parse_op
 from squeezenas.utils.io import atomic_write_json
 
 
-def spanning_genotypes(table: CostTable, n: int, seed: int = 0) -> list[tuple[float, Genotype]]:
-    """``n`` networks whose costs span the table's range, each with its mixing ratio r.
+class SpanningNet(NamedTuple):
+    """One network of a check: its two stratified coordinates and its genotype."""
 
-    Uniform draws cluster around the mean cost and rank poorly under noise. Network k gets r_k, stratified
-    over [0, 1] (k + u) / n, and draws every position's op from the most expensive half of that position's
-    candidates with probability r_k, else from the cheapest half (uniformly within the half).
+    mix_ratio: float  # share of positions drawn from the more expensive half of their candidates
+    skip_ratio: float  # chance that a position is ``skip``
+    genotype: Genotype
+
+
+def spanning_genotypes(table: CostTable, n: int, seed: int = 0) -> list[SpanningNet]:
+    """``n`` networks whose costs span the table's range and whose share of ``skip`` spans [0, 1].
+
+    Uniform draws cluster around the mean cost and rank poorly under noise, and a search can end far from the
+    mean: networks whose positions are mostly ``skip`` (a table that errs on them chooses them wrongly). So two
+    coordinates are stratified over [0, 1] together (a Latin hypercube): network k gets the mix ratio
+    r_k = (k + u) / n and the skip ratio s_k = (π_k + u') / n, π a random permutation. Each position is ``skip``
+    with probability s_k (where ``skip`` is a candidate); otherwise its op is drawn from the most expensive half
+    of the position's other candidates with probability r_k, else from the cheapest half (uniformly within it).
     """
     rng = random.Random(seed)
-    out = []
+    skip = next((j for j, c in enumerate(table.candidates) if parse_op(c).is_skip), None)
     halves = []
     for row in table.table:
-        order = sorted(range(len(row)), key=lambda j: (row[j], j))
+        order = sorted((j for j in range(len(row)) if j != skip), key=lambda j: (row[j], j))
         cut = (len(order) + 1) // 2
         halves.append((order[:cut], order[cut:] or order[:cut]))
+    strata = list(range(n))
+    rng.shuffle(strata)
+    out = []
     for k in range(n):
-        r = (k + rng.random()) / n
-        ops = tuple(table.candidates[rng.choice(exp if rng.random() < r else cheap)] for cheap, exp in halves)
-        out.append((r, Genotype(table.macro, ops)))
+        r, s = (k + rng.random()) / n, (strata[k] + rng.random()) / n
+        ops = []
+        for cheap, expensive in halves:
+            if skip is not None and rng.random() < s:
+                ops.append(table.candidates[skip])
+            else:
+                ops.append(table.candidates[rng.choice(expensive if rng.random() < r else cheap)])
+        out.append(SpanningNet(r, s, Genotype(table.macro, tuple(ops))))
     return out
 
 
@@ -83,22 +103,26 @@ def check_lut(
     warn_device: bool = True,
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
-    rounds: int = 1,
+    rounds: int | None = None,
 ) -> dict[str, Any]:
-    """Predict and measure ``samples`` networks spanning the table's range; report errors before and after
-    calibration. Networks are timed with the table's own TimingConfig (or ``config``).
+    """Predict and measure ``samples`` networks spanning the table's range and the whole skip ratio
+    (``spanning_genotypes``); report errors before and after calibration: MAPE, Kendall τ, the share within
+    ±5% and ±10%. Networks are timed with the table's own TimingConfig (or ``config``).
 
-    The calibrated errors are held-out (leave-one-out). With ``calibrate``, the fit on all networks is stored
-    in ``table.meta["calibration"]`` (the caller saves the table). ``rounds`` and ``measure_fn``: as in
-    ``build_lut``.
+    The calibrated errors are held-out (leave-one-out): a report always says how good the calibrated table is.
+    With ``calibrate``, the fit on all networks is also stored in ``table.meta["calibration"]`` (the caller saves
+    the table). ``rounds`` (default: the table's, else ``default_rounds``) and ``measure_fn``: as in ``build_lut``.
     """
+    config = (config or table_config(table)).resolved()
+    rounds = rounds or table.meta.get("rounds") or default_rounds(config)
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if table.kind != "latency":
         raise LutError(f"check needs a latency table, got a {table.kind!r} table")
     if samples < 3:
         raise ValueError(f"samples: need at least 3 networks for a held-out calibration, got {samples}")
-    config = config or table_config(table)
+    if measure_fn is None:
+        check_available(config)
     fingerprint_diff = check_device(table) if warn_device else []
     load_start = warn_if_busy(config, "end-to-end timings")
     h, w = table.input_size
@@ -114,18 +138,21 @@ def check_lut(
     measure_fn = measure_fn or measure
     with targets:
         for _ in range(rounds):  # round-robin, as build_lut
-            for k, (r, geno) in enumerate(nets):
+            for k, (_, _, geno) in enumerate(nets):
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
                 t, share, attempts = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries)
                 per_net[k].append({**t.statistics(), "other_cpu": share, "attempts": attempts})
                 bar.update(1)
     bar.close()
     stat = stat_key(config.statistic)
-    for k, ((r, geno), measured) in enumerate(zip(nets, per_net)):
+    skip = [parse_op(c).is_skip for c in table.candidates]
+    for k, ((r, s, geno), measured) in enumerate(zip(nets, per_net)):
         m = combine_rounds(measured, stat)
-        rows.append({"index": k, "mix_ratio": round(r, 4), "genotype": list(geno.ops),
+        skipped = sum(skip[table.candidates.index(op)] for op in geno.ops) / len(geno.ops)
+        rows.append({"index": k, "mix_ratio": round(r, 4), "skip_ratio": round(s, 4), "skip_fraction": skipped,
+                     "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
-                     "repeats": m["repeats"], "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+                     "repeats": m["repeats"], "rounds": rounds, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
                      **({"round_medians": m["round_medians"], "round_values": m["round_values"]} if rounds > 1 else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:

@@ -35,7 +35,10 @@ def check_device(table: CostTable, fingerprint: dict | None = None, where: str =
     recorded = table.meta.get("fingerprint")
     if not recorded:
         return []
-    current = fingerprint or device_fingerprint(recorded.get("device", "cpu"), recorded.get("threads"))
+    timing = table.meta.get("timing", {})
+    current = fingerprint or device_fingerprint(recorded.get("device", "cpu"), recorded.get("threads"),
+                                                backend=timing.get("backend"),
+                                                runtime_device=timing.get("runtime_device"))
     diff = fingerprint_matches(recorded, current)
     if diff:
         warnings.warn(f"{where} was measured on another device: {'; '.join(diff)}", stacklevel=2)
@@ -46,4 +49,5 @@ def table_config(table: CostTable) -> TimingConfig:
     """The TimingConfig the table was measured with (to time whole networks the same way)."""
     if "timing" not in table.meta:
         raise LutError("latency table has no 'timing' settings in meta")
-    return TimingConfig.from_dict(table.meta["timing"])
+    # a table from before the statistic was recorded kept medians
+    return TimingConfig.from_dict({"statistic": "median", **table.meta["timing"]})

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from squeezenas.cost.timing.config import TimingConfig
+from squeezenas.cost.timing.config import BACKENDS, TimingConfig
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import Stem, init_weights
 from squeezenas.models.heads import build_decoder, conv_bn_relu
@@ -75,8 +75,9 @@ CONTEXTS = ("alone", "adapter")
 
 
 def default_context(config: TimingConfig) -> str:
-    """"adapter" for onnxruntime (layout conversions at a part's boundaries), "alone" for PyTorch backends."""
-    return "adapter" if config.backend == "onnxruntime" else "alone"
+    """The backend's own (``RuntimeBackend.context``): "adapter" for onnxruntime, openvino and executorch, whose
+    layout conversions at a part's boundaries do not happen inside a network; "alone" for PyTorch backends."""
+    return BACKENDS.get(config.backend).context
 
 
 class PackedDecoder(nn.Module):

@@ -50,13 +50,20 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return (concordant - discordant) / denom if denom else float("nan")
 
 
+# The shares of networks predicted within these relative errors, as latency predictors are reported in the field
+# (nn-Meter, LitePred: "±5% / ±10% accuracy").
+WITHIN_PCT = (5, 10)
+
+
 def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
-    """MAPE (%), max absolute percentage error, max absolute error (ms), mean signed error (%), Kendall τ."""
+    """MAPE (%), max absolute percentage error, max absolute error (ms), mean signed error (%), Kendall τ, and
+    the share of networks within ±5% and ±10% of their measurement (``within_5pct``, ``within_10pct``, in [0, 1])."""
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     pct = (p - m) / m * 100
     return {"mape": float(np.mean(np.abs(pct))), "max_abs_pct_error": float(np.max(np.abs(pct))),
             "max_abs_error_ms": float(np.max(np.abs(p - m))), "mean_signed_pct_error": float(np.mean(pct)),
-            "kendall_tau": kendall_tau(list(p), list(m))}
+            "kendall_tau": kendall_tau(list(p), list(m)),
+            **{f"within_{w}pct": float(np.mean(np.abs(pct) <= w)) for w in WITHIN_PCT}}
 
 
 def leave_one_out(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -14,26 +14,34 @@ from squeezenas.utils.registry import Registry, unknown_name_message
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEVICES = ("cpu", "cuda")
-# The per-call figure that tables, checks and the demo use. "median" is the default; "min" and "p10" are the
-# robust choice on a machine whose speed wanders (a VM on a shared host, see docs/LATENCY.md): contention only
-# ever adds time, so the fastest calls are the ones it disturbed least.
+# The per-call figure that tables, checks and benchmarks keep. On a CPU the default is "min": a machine whose speed
+# wanders (a VM on a shared host, a laptop, anything else running) only ever adds time, so the fastest calls are
+# the ones it disturbed least; measured, the min of one network wanders by ±1.5% where its median wanders by ±14%
+# (docs/LATENCY.md). On CUDA the default is the median (kernels timed by events; clocks, not neighbours, vary).
 STATISTICS = ("median", "min", "p10")
+# Round-robin rounds of every part and network (lut build/check, bench) by default: on a CPU each figure is the
+# best (min) or median round of 3, minutes apart, so a slow spell of the machine spoils one round, not the table.
+CPU_ROUNDS = 3
+CUDA_ROUNDS = 1
 # The statistics of one measurement, as ``Timing`` holds them and a latency-table entry keeps them.
 STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
-# Timing backends by name: each prepares a timed call of a module (backends.py registers eager, cuda_graph and
-# onnxruntime; the package imports it, so the registry is filled before any config is checked against it).
-BACKENDS: Registry[Callable[..., Any]] = Registry("timing backend")
+# Runtime backends by name (``backends.RuntimeBackend``): eager and cuda_graph (backends.py), onnxruntime (ort.py),
+# openvino (ov.py), executorch (et.py); the package imports them all, so the registry is filled before any config
+# is checked against it. The optional runtimes are imported only when one is used.
+BACKENDS: Registry[Any] = Registry("timing backend")
 
 
 @dataclass(frozen=True)
 class TimingConfig:
     """How to time a module; every field that changes the measured cost is here and recorded in ``Timing``."""
 
-    backend: str = "eager"  # "eager" (PyTorch), "cuda_graph" (replay of a captured CUDA graph), "onnxruntime"
+    backend: str = "eager"  # runtime: "eager" (PyTorch), "cuda_graph", "onnxruntime", "openvino", "executorch"
     device: str = "cpu"  # "cpu" or "cuda" (the current CUDA device)
+    runtime_device: str | None = None  # the runtime's own device name (OpenVINO: "GPU", "GPU.1", "NPU"); None: device
     dtype: str = "float32"  # "float32"; "float16"/"bfloat16" on CUDA; "bfloat16" also on CPU with eager
     channels_last: bool = False  # NHWC memory format for weights and input (eager and cuda_graph)
-    threads: int | None = None  # CPU threads (torch intra-op, ORT intra_op_num_threads); None: torch's current
+    threads: int | None = None  # CPU threads of the runtime (torch intra-op, ORT intra-op, OpenVINO inference, XNNPACK
+    # pool); None: torch's current count, what a deployment on this machine uses (its physical cores)
     batch: int = 1  # batch size N of the timed input
     warmup: int = 10  # untimed calls first (allocator, caches, cuDNN autotuning); cut short for slow modules
     min_run_time: float = 0.5  # seconds of sampling at least (together with min_repeats)
@@ -41,16 +49,18 @@ class TimingConfig:
     min_repeats: int = 10  # samples at least, unless max_run_time is reached first
     max_repeats: int = 10_000  # samples at most
     onnx_exporter: str = "dynamo"  # ONNX exporter of the onnxruntime backend; "torchscript" exports ~10x faster
-    statistic: str = "median"  # per-call figure a table or check keeps: median, min or p10 (see STATISTICS)
+    statistic: str | None = None  # per-call figure a table or check keeps: median, min or p10; None: min on CPU,
+    # median on CUDA (see STATISTICS)
 
     def __post_init__(self) -> None:
         for check in (_check_names, _check_combination, _check_numbers):
             check(self)
 
     def resolved(self) -> TimingConfig:
-        """This config with ``threads`` made explicit (torch's current intra-op count when None), as a table or
-        a benchmark records it."""
-        return self if self.threads is not None else dataclasses.replace(self, threads=torch.get_num_threads())
+        """This config with ``threads`` (torch's current intra-op count when None) and ``statistic`` (min on CPU,
+        median on CUDA when None) made explicit, as a table or a benchmark records it."""
+        return dataclasses.replace(self, threads=self.threads or torch.get_num_threads(),
+                                   statistic=self.statistic or default_statistic(self.device))
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -94,6 +104,16 @@ class Timing:
     def __str__(self) -> str:
         return (f"{self.median_ms:.4g} ms (IQR {self.iqr_ms:.2g}, n={self.repeats}x{self.calls_per_repeat}; "
                 f"{self.backend} {self.device} {self.dtype}, {self.threads} threads)")
+
+
+def default_statistic(device: str) -> str:
+    """The per-call figure kept when none is asked for: "min" on CPU, "median" on CUDA (see STATISTICS)."""
+    return "median" if device == "cuda" else "min"
+
+
+def default_rounds(config: TimingConfig) -> int:
+    """Round-robin rounds of every part and network when none are asked for: 3 on CPU, 1 on CUDA."""
+    return CUDA_ROUNDS if config.device == "cuda" else CPU_ROUNDS
 
 
 def stat_key(statistic: str) -> str:
@@ -146,19 +166,16 @@ def _check_names(c: TimingConfig) -> None:
         raise _error("dtype", unknown_name_message("dtype", c.dtype, DTYPES))
     if c.onnx_exporter not in EXPORTERS:
         raise _error("onnx_exporter", unknown_name_message("ONNX exporter", c.onnx_exporter, EXPORTERS))
-    if c.statistic not in STATISTICS:
+    if c.statistic is not None and c.statistic not in STATISTICS:
         raise _error("statistic", unknown_name_message("statistic", c.statistic, STATISTICS))
 
 
 def _check_combination(c: TimingConfig) -> None:
-    if c.backend == "cuda_graph" and c.device != "cuda":
-        raise _error("backend", f"'cuda_graph' needs device='cuda', got device={c.device!r}")
-    if c.backend == "onnxruntime" and c.dtype != "float32":
-        raise _error("dtype", f"the onnxruntime backend times float32 models only, got {c.dtype!r}")
-    if c.backend == "onnxruntime" and c.channels_last:
-        raise _error("channels_last", "the onnxruntime backend picks its own layout; use channels_last=False")
-    if c.device == "cpu" and c.dtype == "float16":
-        raise _error("dtype", "'float16' needs device='cuda' (on CPU use 'bfloat16' with the eager backend)")
+    """What the backend cannot run (``RuntimeBackend.check``: device, dtype, layout), named by field."""
+    message = BACKENDS.get(c.backend).check(c)
+    if message:
+        field_name, _, text = message.partition(": ")
+        raise _error(field_name, text)
 
 
 def _check_numbers(c: TimingConfig) -> None:
@@ -178,6 +195,8 @@ def _check_numbers(c: TimingConfig) -> None:
 
 
 def check_available(c: TimingConfig) -> None:
-    """Checks that depend on this machine, made when measuring (a config may be read where it cannot run)."""
+    """Checks that depend on this machine, made before measuring (a config may be read where it cannot run): a
+    CUDA device, and the backend's runtime (``RuntimeMissing`` naming the extra that installs it)."""
     if c.device == "cuda" and not torch.cuda.is_available():
         raise _error("device", "'cuda' asked for but torch.cuda.is_available() is False")
+    BACKENDS.get(c.backend).require()

@@ -12,14 +12,19 @@ import onnxruntime
 import torch
 
 from squeezenas.cost.bundle.runner import cpu_model
+from squeezenas.cost.timing.backends import RuntimeMissing
+from squeezenas.cost.timing.config import BACKENDS
 
 
-def device_fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+def device_fingerprint(device: str = "cpu", threads: int | None = None, *, backend: str | None = None,
+                       runtime_device: str | None = None) -> dict[str, Any]:
     """What determines measured latency on this machine: CPU, GPU, library versions, threads.
 
     Hostname-independent, so two identical machines give the same fingerprint. ``threads=None`` records
     torch's current intra-op thread count (what ``measure`` would use). The CPU name is read as the bundle
-    runner reads it (``cpu_model``), so a table measured from a bundle compares field by field.
+    runner reads it (``cpu_model``), so a table measured from a bundle compares field by field. With a
+    ``backend`` whose runtime is not torch or onnxruntime (openvino, executorch), that runtime's version too,
+    and OpenVINO's own device (``runtime_device``) when one is named.
     """
     fp: dict[str, Any] = {
         "device": device,
@@ -33,6 +38,15 @@ def device_fingerprint(device: str = "cpu", threads: int | None = None) -> dict[
     }
     if device == "cuda":
         fp.update(_cuda_fingerprint())
+    if backend in BACKENDS:
+        runtime = BACKENDS.get(backend)
+        if runtime.module and runtime.name != "onnxruntime":
+            try:
+                fp[runtime.name] = runtime.version()
+            except RuntimeMissing:  # a table of that runtime read where it is not installed
+                fp[runtime.name] = None
+        if runtime_device is not None:
+            fp["runtime_device"] = runtime_device
     return fp
 
 

@@ -1,5 +1,5 @@
-"""What a table, a check or a benchmark hands to the timer for each part or network: a module, or its ONNX
-export made once."""
+"""What a table, a check or a benchmark hands to the timer for each part or network: a module, or its runtime's
+artefact (ONNX, OpenVINO IR, ExecuTorch program) exported once."""
 
 from __future__ import annotations
 
@@ -8,25 +8,25 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from squeezenas.cost.timing.config import TimingConfig
-from squeezenas.cost.timing.ort import OnnxModel, export_for_timing
+from squeezenas.cost.timing.backends import Artefact, export_for_timing
+from squeezenas.cost.timing.config import BACKENDS, TimingConfig
 
 
 class TimingTargets:
     """What a table or a check hands to ``measure`` for each part or network.
 
-    A fresh module from ``build``, except with ``export`` and the onnxruntime backend: then each key's module is
-    exported to ONNX once, into a temp dir that lives as long as this object, and every round and retry times
-    that file: a dynamo export takes seconds, longer than the timing itself.
+    A fresh module from ``build``, except with ``export`` and a backend that runs an artefact (onnxruntime,
+    openvino, executorch): then each key's module is exported once, into a temp dir that lives as long as this
+    object, and every round and retry times that file: an export takes seconds, longer than the timing itself.
     """
 
     def __init__(self, config: TimingConfig, export: bool = True):
         self.config = config
-        export = export and config.backend == "onnxruntime"
+        export = export and BACKENDS.get(config.backend).suffix is not None
         self._dir = tempfile.TemporaryDirectory(prefix="squeezenas-timing-") if export else None
-        self._exported: dict[str, OnnxModel] = {}
+        self._exported: dict[str, Artefact] = {}
 
-    def get(self, key: str, build: Callable[[], nn.Module], shape: Sequence[int]) -> nn.Module | OnnxModel:
+    def get(self, key: str, build: Callable[[], nn.Module], shape: Sequence[int]) -> nn.Module | Artefact:
         if self._dir is None:
             return build()
         if key not in self._exported:

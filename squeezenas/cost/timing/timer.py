@@ -21,8 +21,9 @@ from squeezenas.utils.runtime import tune_cpu_allocator
 # that function cannot bound the repeats from both sides, sets one thread unless told otherwise, and times CUDA
 # with a host clock after a device-wide synchronise):
 #
-# 1. prepare (backends.py): a copy of the module in eval mode on the device, dtype and memory format asked for
-#    (or a captured CUDA graph, or an onnxruntime session of its ONNX export), and a random input;
+# 1. prepare (the backend's ``prepare``): a copy of the module in eval mode on the device, dtype and memory format
+#    asked for (or a captured CUDA graph, or a session of the runtime's artefact: onnxruntime, OpenVINO,
+#    ExecuTorch), and a random input;
 # 2. warm up: ``warmup`` untimed calls (cut short for slow modules), which also tell how long one call takes;
 # 3. sample: each sample times ``calls_per_repeat`` back-to-back calls, so that a sample lasts at least ~0.1 ms
 #    and timer overhead stays negligible; a module whose call is longer than that gets true per-call samples.
@@ -60,7 +61,7 @@ def measure(
     example = make_input(inputs, config)
     threads = config.threads or torch.get_num_threads()
     with _torch_threads(threads):
-        timed = BACKENDS.get(config.backend)(module_or_fn, example, config, threads)
+        timed = BACKENDS.get(config.backend).prepare(module_or_fn, example, config, threads)
         with torch.inference_mode():
             samples, number = _sample(timed, config)
     return summarise(samples, number, config, threads, tuple(example.shape))

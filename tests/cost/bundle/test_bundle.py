@@ -15,7 +15,7 @@ from squeezenas.space import DecoderSpec, MacroArch, Stage
 
 MACRO = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 1, 2)), low_level_position=0,
                   last_channels=16, decoder=DecoderSpec("lr_aspp", 8), candidates=("k3_d1_e1_g2", "k5_d1_e3_g1", "skip"))
-RUN = ["--threads", "1", "--warmup", "1", "--min-run-time", "0.005", "--min-repeats", "2"]
+RUN = ["--threads", "1", "--warmup", "1", "--min-run-time", "0.005", "--min-repeats", "2", "--rounds", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,16 @@ def test_bundle_is_self_contained(bundle):
 
 
 def test_round_trip(bundle, tmp_path):
-    proc = run_bundle(bundle, "--out", str(tmp_path / "results.json"))
+    proc = run_bundle(bundle, "--out", str(tmp_path / "results.json"), "--rounds", "2")
     assert proc.returncode == 0, proc.stderr
     table, report = import_results(tmp_path / "results.json", tmp_path / "table.json")
     loaded = load_lut(tmp_path / "table.json", MACRO, (32, 48))
     assert loaded.table == table.table and loaded.meta["source"] == "bundle"
     assert loaded.meta["backend"] == "onnxruntime" and loaded.meta["threads"] == 1
+    # two round-robin rounds on the device; the table keeps the fastest call (the CPU default statistic)
+    stem = loaded.meta["entries"][loaded.meta["fixed_keys"]["stem"]]
+    assert loaded.meta["rounds"] == 2 and loaded.meta["timing"]["statistic"] == "min"
+    assert len(stem["round_values"]) == 2 and loaded.fixed["stem"] == stem["min_ms"] == min(stem["round_values"])
     plan = plan_lut(MACRO, (32, 48), TimingConfig(backend="onnxruntime"), num_classes=3)
     for row, keys in zip(table.table, plan.cells):
         for v, k in zip(row, keys):
@@ -57,6 +61,7 @@ def test_round_trip(bundle, tmp_path):
     fp = loaded.meta["fingerprint"]
     assert fp["cpu_model"] and fp["onnxruntime"] and fp["provider"] == "CPUExecutionProvider"
     assert report["n"] == 4 and {"mape", "kendall_tau", "calibrated"} <= set(report)
+    assert {"within_5pct", "within_10pct"} <= set(report["calibrated"])
     assert loaded.calibration["n_networks"] == 4
     assert not (tmp_path / "results.json.partial").exists()
 

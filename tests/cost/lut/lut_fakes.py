@@ -8,7 +8,9 @@ from squeezenas.cost.timing import Timing, TimingConfig
 from squeezenas.space import DecoderSpec, MacroArch, Stage
 
 TINY_CANDIDATES = ("k3_d1_e1_g2", "k3_d2_e3_g1", "k5_d1_e6_g1", "skip")
-QUICK = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3)
+# median and one round unless a test asks for more: the arithmetic of a table is easier to follow with them
+QUICK = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3, statistic="median")
+ONE = {"rounds": 1}
 
 
 def tiny_macro(**kw) -> MacroArch:

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from lut_fakes import QUICK, TINY_CANDIDATES, FakeTimer, fake_timing, tiny_macro
+from lut_fakes import ONE, QUICK, TINY_CANDIDATES, FakeTimer, fake_timing, tiny_macro
 from squeezenas.cost.lut import (LutError, build_lut, check_lut, load_lut, partial_path, plan_lut,
                                  spanning_genotypes)
 from squeezenas.cost.timing import TimingConfig
@@ -20,7 +20,7 @@ from squeezenas.space import Stage
 def test_onnxruntime_ops_are_timed_after_an_adapter():
     """onnxruntime: each op is timed after a 1×1 depthwise adapter, and the adapter alone is subtracted."""
     macro = tiny_macro()
-    ort_config = TimingConfig(backend="onnxruntime", threads=1)
+    ort_config = TimingConfig(backend="onnxruntime", threads=1, statistic="median")
     plan = plan_lut(macro, (32, 64), ort_config)
     assert plan.context == "adapter" and plan_lut(macro, (32, 64), QUICK).context == "alone"
     adapters = {k for k, p in plan.parts.items() if p.kind == "adapter"}
@@ -30,7 +30,7 @@ def test_onnxruntime_ops_are_timed_after_an_adapter():
     module = op.build()
     assert isinstance(module[0], torch.nn.Conv2d) and module[0].groups == 8 and module[0].kernel_size == (1, 1)
     timer = FakeTimer()
-    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer)
+    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer, **ONE)
     assert len(timer.calls) == len(plan.parts)
     entry = table.meta["entries"][op.key]
     adapter = table.meta["entries"][op.adapter]
@@ -45,7 +45,7 @@ def test_onnxruntime_ops_are_timed_after_an_adapter():
 def test_build_covers_every_cell_and_times_each_shape_once(tmp_path):
     macro = tiny_macro()
     timer = FakeTimer()
-    table = build_lut(macro, (32, 64), QUICK, out=tmp_path / "t.json", progress=False, measure_fn=timer)
+    table = build_lut(macro, (32, 64), QUICK, out=tmp_path / "t.json", progress=False, measure_fn=timer, **ONE)
     plan = plan_lut(macro, (32, 64), QUICK)
     assert len(timer.calls) == len(plan.parts) < macro.num_positions * len(macro.candidates) + 3
     j = macro.candidates.index("skip")
@@ -63,7 +63,7 @@ def test_build_covers_every_cell_and_times_each_shape_once(tmp_path):
     # JSON round trip
     loaded = load_lut(tmp_path / "t.json", macro, (32, 64))
     assert loaded.table == table.table and loaded.fixed == table.fixed and loaded.meta == json.loads(json.dumps(m))
-    g = spanning_genotypes(loaded, 1, 0)[0][1]
+    g = spanning_genotypes(loaded, 1, 0)[0].genotype
     assert loaded.predict(g) == pytest.approx(table.predict(g))
     assert loaded.matrix().shape == (macro.num_positions, len(TINY_CANDIDATES))
 
@@ -137,20 +137,20 @@ def test_resume_after_kill_and_refuse_other_settings(tmp_path):
     macro, out = tiny_macro(), tmp_path / "t.json"
     n_parts = len(plan_lut(macro, (32, 64), QUICK).parts)
     with pytest.raises(KeyboardInterrupt):
-        build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=FakeTimer(fail_after=5))
+        build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=FakeTimer(fail_after=5), **ONE)
     partial = partial_path(out)
     assert partial.is_file() and not out.exists()
     assert len(json.loads(partial.read_text())["entries"]) == 5
     # other settings: refused, naming the field; the partial is kept
     with pytest.raises(LutError, match=r"timing\.min_run_time"):
-        build_lut(macro, (32, 64), TimingConfig(threads=1, min_run_time=0.02), out=out, progress=False,
-                  measure_fn=FakeTimer())
+        build_lut(macro, (32, 64), TimingConfig(threads=1, min_run_time=0.02, statistic="median"), out=out,
+                  progress=False, measure_fn=FakeTimer(), **ONE)
     with pytest.raises(LutError, match="input_size"):
-        build_lut(macro, (32, 32), QUICK, out=out, progress=False, measure_fn=FakeTimer())
+        build_lut(macro, (32, 32), QUICK, out=out, progress=False, measure_fn=FakeTimer(), **ONE)
     timer = FakeTimer()
-    table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer)
+    table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer, **ONE)
     assert len(timer.calls) == n_parts - 5 and not partial.exists()
-    full = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    full = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
     assert table.table == full.table and table.fixed == full.fixed
 
 
@@ -170,14 +170,14 @@ def test_contended_measurements_are_repeated(monkeypatch):
     monkeypatch.setattr(contention, "CpuMonitor", FakeMonitor)
     monkeypatch.setattr(contention, "_wait_for_quiet", lambda share, timeout: None)
     timer = FakeTimer()
-    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=timer)
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=timer, **ONE)
     first = next(iter(table.meta["entries"].values()))
     assert first["attempts"] == 3 and first["other_cpu"] == 0.0
     assert len(timer.calls) == len(table.meta["entries"]) + 2
     c = table.meta["contention"]
     assert c["remeasured"] == 1 and c["still_contended"] == [] and c["worst_other_cpu"] == 0.0
     shares = iter([0.9] * 1000)  # never quiet: gives up after the retries, and says so
-    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), retries=1)
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), retries=1, **ONE)
     assert len(table.meta["contention"]["still_contended"]) == len(table.meta["entries"])
 
 
@@ -198,7 +198,7 @@ def test_rounds_take_the_median_round_and_resume_adds_rounds(tmp_path):
     timer = Drifting()
     table = build_lut(macro, (32, 64), QUICK, out=out, progress=False, measure_fn=timer, rounds=3)
     assert len(timer.calls) == 3 * n_parts - (n_parts + 2)
-    base = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    base = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
     key = plan_lut(macro, (32, 64), QUICK).fixed["stem"]
     entry = table.meta["entries"][key]
     assert entry["rounds"] == 3 and len(entry["round_medians"]) == 3
@@ -216,8 +216,8 @@ def test_statistic_min_used_by_table_adapter_and_check():
     import dataclasses
 
     cfg = dataclasses.replace(QUICK, statistic="min")
-    median = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
-    table = build_lut(tiny_macro(), (32, 64), cfg, progress=False, measure_fn=FakeTimer())
+    median = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+    table = build_lut(tiny_macro(), (32, 64), cfg, progress=False, measure_fn=FakeTimer(), **ONE)
     assert table.meta["timing"]["statistic"] == "min"
     for name, v in median.fixed.items():  # fake_timing: min = 0.9 × median
         assert table.fixed[name] == pytest.approx(0.9 * v)
@@ -239,7 +239,7 @@ def test_statistic_min_used_by_table_adapter_and_check():
         return fake_timing(table.predict(model.genotype) / 0.9 * 1.2, shape, config)  # its min = 1.2 × predicted
 
     report = check_lut(table, samples=4, progress=False, measure_fn=network_timer)
-    assert report["statistic"] == "min"
+    assert report["statistic"] == "min" and report["rounds"] == 1  # the table's rounds
     for r in report["networks"]:
         assert r["measured_ms"] == pytest.approx(1.2 * r["predicted_ms"])
 
@@ -253,3 +253,28 @@ def test_statistic_rounds_and_bad_name():
     assert combine_rounds(rounds)["round_values"] == [3.0, 1.0, 2.0]
     with pytest.raises(ValueError, match="statistic"):
         TimingConfig(statistic="mode")
+
+
+def test_defaults_on_a_cpu_are_the_min_of_three_rounds():
+    """With no statistic or rounds asked for, a CPU table keeps the fastest call of 3 round-robin rounds and
+    records both; the check times its networks the same way (the table's rounds)."""
+    timer = FakeTimer()
+    config = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3)
+    assert config.statistic is None and config.resolved().statistic == "min"
+    table = build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=timer)
+    n_parts = len(table.meta["entries"])
+    assert len(timer.calls) == 3 * n_parts and table.meta["rounds"] == 3
+    assert table.meta["timing"]["statistic"] == "min" and table.meta["timing"]["threads"] == 1
+    stem = table.meta["entries"][table.meta["fixed_keys"]["stem"]]
+    assert table.fixed["stem"] == stem["min_ms"] == min(stem["round_values"])
+    calls = []
+
+    def network_timer(model, shape, config):
+        calls.append(config.statistic)
+        return fake_timing(table.predict(model.genotype) / 0.9, shape, config)
+
+    report = check_lut(table, samples=3, progress=False, measure_fn=network_timer)
+    assert calls == ["min"] * 9 and report["rounds"] == 3 and report["statistic"] == "min"
+    from squeezenas.cost.timing import default_rounds, default_statistic
+
+    assert default_statistic("cuda") == "median" and default_rounds(TimingConfig(device="cuda")) == 1

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lut_fakes import QUICK, FakeTimer, fake_timing, tiny_macro
+from lut_fakes import ONE, QUICK, FakeTimer, fake_timing, tiny_macro
 from squeezenas.cost.lut import build_lut, check_lut, kendall_tau, spanning_genotypes
 from squeezenas.cost.tables import CostTable
 from squeezenas.space import random_genotype
@@ -15,8 +15,8 @@ from squeezenas.space import random_genotype
 
 def test_calibrated_predict_uses_stored_calibration():
     macro = tiny_macro()
-    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
-    g = spanning_genotypes(table, 1, 3)[0][1]
+    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+    g = spanning_genotypes(table, 1, 3)[0].genotype
     raw = table.predict(g)
     assert table.predict(g, calibrated=True) == raw  # no calibration yet
     table.meta["calibration"] = {"overhead_ms": 0.5, "scale": 1.2}
@@ -25,25 +25,33 @@ def test_calibrated_predict_uses_stored_calibration():
         pytest.approx(0.5 + 1.2 * raw)
 
 
-def test_spanning_genotypes_span_the_range():
+def test_spanning_genotypes_span_the_cost_range_and_the_skip_ratio():
+    """Two stratified coordinates: the mix ratio orders the cost of the non-skip positions; the skip ratio
+    spans [0, 1] independently of it, so skip-heavy networks (cheap, and where a search may end) are checked too."""
     from squeezenas.cost.tables import mac_table
 
     table = mac_table("small", (128, 256))  # any cost table orders the candidates
     nets = spanning_genotypes(table, 40, seed=1)
-    ratios = [r for r, _ in nets]
+    ratios, skips = [n.mix_ratio for n in nets], [n.skip_ratio for n in nets]
     assert ratios == sorted(ratios) and 0 <= ratios[0] < 0.025 and 0.975 < ratios[-1] <= 1
-    costs = [table.predict(g) for _, g in nets]
+    assert sorted(int(s * 40) for s in skips) == list(range(40))  # one network per stratum of the skip ratio
+    fraction = [sum(op == "skip" for op in n.genotype.ops) / len(n.genotype.ops) for n in nets]
+    assert min(fraction) <= 0.1 and max(fraction) >= 0.9  # skip-free and skip-heavy networks
+    assert np.corrcoef(skips, fraction)[0, 1] > 0.9 and abs(np.corrcoef(ratios, skips)[0, 1]) < 0.3
+    costs = [table.predict(n.genotype) for n in nets]
     uniform = [table.predict(random_genotype("small", seed)) for seed in range(40)]
     assert np.std(costs) > 1.5 * np.std(uniform)  # uniform draws cluster around the mean
     assert min(costs) < min(uniform) and max(costs) > max(uniform)
-    assert kendall_tau(ratios, costs) > 0.7
-    assert [g.ops for _, g in spanning_genotypes(table, 40, seed=1)] == [g.ops for _, g in nets]
+    # among the networks with few skips, the mix ratio orders the cost
+    few = [(r, c) for r, c, f in zip(ratios, costs, fraction) if f < 0.5]
+    assert kendall_tau([r for r, _ in few], [c for _, c in few]) > 0.6
+    assert [n.genotype.ops for n in spanning_genotypes(table, 40, seed=1)] == [n.genotype.ops for n in nets]
 
 
 def test_check_reports_errors_before_and_after_calibration():
     """With a fake timer whose networks cost overhead + scale × (sum of parts), calibration is exact."""
     macro = tiny_macro()
-    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    table = build_lut(macro, (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
 
     def network_timer(model, shape, config):
         return fake_timing(2.0 + 1.5 * table.predict(model.genotype), shape, config)
@@ -53,10 +61,13 @@ def test_check_reports_errors_before_and_after_calibration():
         assert key in report
     assert report["n"] == 8 and len(report["networks"]) == 8 and report["mape"] > 1
     assert report["calibrated"]["mape"] == pytest.approx(0, abs=1e-6)
+    assert report["calibrated"]["within_5pct"] == report["calibrated"]["within_10pct"] == 1.0
+    assert report["raw"]["within_5pct"] <= report["raw"]["within_10pct"] < 1.0
     assert report["kendall_tau"] == pytest.approx(1.0)
     assert table.calibration["overhead_ms"] == pytest.approx(2.0) and table.calibration["scale"] == pytest.approx(1.5)
     row = report["networks"][0]
-    for key in ("genotype", "mix_ratio", "predicted_ms", "measured_ms", "calibrated_loo_ms", "error_pct"):
+    for key in ("genotype", "mix_ratio", "skip_ratio", "skip_fraction", "predicted_ms", "measured_ms",
+                "calibrated_loo_ms", "error_pct"):
         assert key in row
     again = check_lut(table, samples=4, seed=1, progress=False, measure_fn=network_timer)
     assert again["stored_calibration"]["mape"] == pytest.approx(0, abs=1e-6)
@@ -64,14 +75,14 @@ def test_check_reports_errors_before_and_after_calibration():
 
 
 def test_check_with_the_real_timer_runs():
-    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, max_other_cpu=None)
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, max_other_cpu=None, **ONE)
     report = check_lut(table, samples=3, seed=0, progress=False, max_other_cpu=None)
     assert report["n"] == 3 and all(r["measured_ms"] > 0 for r in report["networks"])
     assert report["threads"] == 1 and report["backend"] == "eager"
 
 
 def test_check_rounds():
-    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer())
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
     calls = []
 
     def network_timer(model, shape, config):

@@ -38,6 +38,8 @@ def test_error_summary():
     assert s["mape"] == pytest.approx(10.0) and s["max_abs_pct_error"] == pytest.approx(10.0)
     assert s["max_abs_error_ms"] == pytest.approx(2.0) and s["mean_signed_pct_error"] == pytest.approx(0.0)
     assert s["kendall_tau"] == 1.0
+    s = error_summary([10.4, 21.5, 33.0, 40.0], [10.0, 20.0, 30.0, 50.0])  # +4%, +7.5%, +10%, -20%
+    assert s["within_5pct"] == 0.25 and s["within_10pct"] == 0.75
 
 
 def test_calibration_never_reverses_the_table_order():

@@ -22,6 +22,19 @@ def test_device_fingerprint_and_differences() -> None:
 def test_fingerprint_reads_the_cpu_as_the_bundle_runner_does():
     """A table imported from a bundle compares with this machine field by field."""
     here = device_fingerprint("cpu", threads=1)
-    bundle = runner.fingerprint(1, "CPUExecutionProvider")
+    bundle = runner.fingerprint(1, "onnxruntime", "CPUExecutionProvider")
     shared = {"device", "cpu_model", "logical_cores", "machine", "os", "onnxruntime", "threads"}
     assert fingerprint_matches({k: here[k] for k in shared}, {k: bundle[k] for k in shared}) == []
+
+
+def test_fingerprint_records_the_runtime_of_the_backend():
+    """OpenVINO and ExecuTorch tables record their runtime's version (and OpenVINO's own device); eager and
+    onnxruntime tables keep the fields they always had."""
+    import pytest
+
+    assert device_fingerprint("cpu", 1, backend="eager") == device_fingerprint("cpu", 1)
+    assert device_fingerprint("cpu", 1, backend="onnxruntime") == device_fingerprint("cpu", 1)
+    openvino = pytest.importorskip("openvino")
+    fp = device_fingerprint("cpu", 1, backend="openvino", runtime_device="GPU")
+    assert fp["openvino"] == openvino.__version__ and fp["runtime_device"] == "GPU"
+    assert runner.fingerprint(1, "openvino")["openvino"] == openvino.__version__

@@ -107,11 +107,11 @@ def test_an_exported_model_is_timed_as_it_is(tmp_path) -> None:
     other backends and another input shape are refused with the reason."""
     import onnxruntime as ort
 
-    from squeezenas.cost.timing import OnnxModel, export_for_timing
+    from squeezenas.cost.timing import Artefact, export_for_timing
 
     config = TimingConfig(backend="onnxruntime", threads=1, onnx_exporter="torchscript", **QUICK)
     model = export_for_timing(TwoOutputs(), (8, 12, 12), config, tmp_path, name="two")
-    assert model.path == tmp_path / "two.onnx" and model.path.is_file()
+    assert model.path == tmp_path / "two.onnx" and model.path.is_file() and model.backend == "onnxruntime"
     session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["output0", "output1", "output2"]  # all outputs kept
     assert session.get_inputs()[0].shape == [1, 8, 12, 12]
@@ -119,7 +119,7 @@ def test_an_exported_model_is_timed_as_it_is(tmp_path) -> None:
     with pytest.raises(ConfigError, match="takes input"):
         measure(model, (8, 16, 16), config)
     with pytest.raises(ConfigError, match="only the onnxruntime backend"):
-        measure(OnnxModel(model.path), (8, 12, 12), TimingConfig(threads=1, **QUICK))
+        measure(Artefact(model.path, "onnxruntime"), (8, 12, 12), TimingConfig(threads=1, **QUICK))
 
 
 @pytest.mark.slow

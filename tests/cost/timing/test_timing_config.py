@@ -23,6 +23,12 @@ from squeezenas.utils.config import ConfigError
         (dict(backend="onnxruntime", dtype="bfloat16"), "dtype"),
         (dict(backend="onnxruntime", channels_last=True), "channels_last"),
         (dict(onnx_exporter="tracer"), "onnx_exporter"),
+        (dict(backend="openvino", device="cuda"), "device"),
+        (dict(backend="openvino", dtype="float16"), "dtype"),  # f16 is for OpenVINO's GPU, not its CPU
+        (dict(backend="executorch", dtype="bfloat16"), "dtype"),
+        (dict(backend="executorch", channels_last=True), "channels_last"),
+        (dict(runtime_device="GPU"), "runtime_device"),  # only OpenVINO has devices of its own
+        (dict(statistic="mode"), "statistic"),
         (dict(threads=0), "threads"),
         (dict(batch=0), "batch"),
         (dict(min_repeats=5, max_repeats=2), "max_repeats"),
@@ -37,16 +43,32 @@ def test_bad_config_names_the_field(kwargs: dict, field: str) -> None:
 def test_unknown_backend_suggests_close_name_and_config_round_trips() -> None:
     with pytest.raises(ConfigError, match="did you mean 'eager'"):
         TimingConfig(backend="eagr")
-    assert set(BACKENDS) == {"eager", "cuda_graph", "onnxruntime"}
+    assert set(BACKENDS) == {"eager", "cuda_graph", "onnxruntime", "openvino", "executorch"}
+    assert TimingConfig(backend="openvino", dtype="float16", runtime_device="GPU").runtime_device == "GPU"
     config = TimingConfig(threads=2, dtype="bfloat16", min_run_time=0.1)
     assert TimingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ConfigError, match="did you mean 'threads'"):
         TimingConfig.from_dict({"thread": 2})
 
 
-def test_resolved_makes_threads_explicit():
+def test_resolved_makes_threads_and_statistic_explicit():
+    """threads: torch's count (what a deployment here uses); statistic: the min on CPU, the median on CUDA."""
     config = TimingConfig(min_run_time=0.1)
     resolved = config.resolved()
-    assert resolved.threads == torch.get_num_threads()
-    assert dataclasses.replace(resolved, threads=None) == config
-    assert TimingConfig(threads=3).resolved() == TimingConfig(threads=3)
+    assert resolved.threads == torch.get_num_threads() and resolved.statistic == "min"
+    assert dataclasses.replace(resolved, threads=None, statistic=None) == config
+    assert TimingConfig(threads=3, statistic="p10").resolved() == TimingConfig(threads=3, statistic="p10")
+    cuda = TimingConfig(device="cuda", threads=1)  # a config can be read where it cannot run
+    assert cuda.resolved().statistic == "median"
+
+
+def test_a_missing_runtime_names_its_extra(monkeypatch):
+    """An optional runtime that is not installed is a one-line error naming the extra that installs it."""
+    import sys
+
+    from squeezenas.cost.timing import RuntimeMissing, check_available
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what Python does for a package that is not installed
+    with pytest.raises(RuntimeMissing, match=r"pip install 'squeezenas\[openvino\]'"):
+        check_available(TimingConfig(backend="openvino"))
+    assert isinstance(RuntimeMissing("x"), ConfigError)  # the CLI's one-line error, exit 2
