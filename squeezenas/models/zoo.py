@@ -60,13 +60,17 @@ def _register_published() -> None:
 
 
 class TorchvisionLRASPP(nn.Module):
-    """torchvision's LR-ASPP MobileNetV3-Large returning a logits tensor instead of a dict."""
+    """torchvision's LR-ASPP on a MobileNetV3-Large or -Small backbone (dilated last stage, as in the MobileNetV3
+    paper's segmentation networks), returning a logits tensor instead of a dict."""
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, backbone: str = "large"):
         super().__init__()
-        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+        from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
+        from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
 
-        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+        build = {"large": mobilenet_v3_large, "small": mobilenet_v3_small}[backbone]
+        # the same construction as torchvision's lraspp_mobilenet_v3_large, for either backbone
+        self.net = _lraspp_mobilenetv3(build(weights=None, dilated=True), num_classes)
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,11 +78,13 @@ class TorchvisionLRASPP(nn.Module):
 
 
 _register_published()
-ZOO.register("mobilenetv3_large_lraspp", ZooEntry(
-    name="mobilenetv3_large_lraspp",
-    builder=TorchvisionLRASPP,
-    notes="Architecture-transfer baseline: torchvision lraspp_mobilenet_v3_large, trained from scratch.",
-))
+for _size in ("large", "small"):
+    ZOO.register(f"mobilenetv3_{_size}_lraspp", ZooEntry(
+        name=f"mobilenetv3_{_size}_lraspp",
+        builder=lambda num_classes, size=_size: TorchvisionLRASPP(num_classes, size),
+        notes=f"Architecture-transfer baseline: LR-ASPP on torchvision's MobileNetV3-{_size.capitalize()}, "
+              "trained from scratch.",
+    ))
 
 
 def list_models() -> list[str]:

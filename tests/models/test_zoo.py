@@ -105,3 +105,17 @@ def test_released_networks_segment_a_real_street(name, file, released_dir, camvi
         keep = np.isin(gt, list(CAMVID_TO_CITYSCAPES))
         mapped = np.vectorize(CAMVID_TO_CITYSCAPES.get)(gt[keep])
         assert (pred[keep] == mapped).mean() > 0.85
+
+
+def test_mobilenetv3_lraspp_baselines():
+    """The Large baseline is torchvision's lraspp_mobilenet_v3_large; the Small one is the same construction on
+    MobileNetV3-Small (a third of the MACs)."""
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+
+    large = get_model("mobilenetv3_large_lraspp", num_classes=11)
+    ref = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=11)
+    assert {k: v.shape for k, v in large.net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    small = get_model("mobilenetv3_small_lraspp", num_classes=11)
+    assert small(torch.randn(1, 3, 64, 96)).shape == (1, 11, 64, 96)
+    assert 0.25 < count_costs(small, (360, 480)).gmacs / count_costs(large, (360, 480)).gmacs < 0.4
