@@ -24,7 +24,7 @@ import torch
 
 from squeezenas.cost.timing import device_fingerprint
 from squeezenas.engine.amp import autocast
-from squeezenas.engine.train import segmentation_loss
+from squeezenas.engine.schedule import segmentation_loss
 from squeezenas.models.resolve import resolve_model
 
 

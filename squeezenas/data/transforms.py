@@ -57,8 +57,10 @@ class PairTransform:
         return f"PairTransform({self.pipeline})"
 
 
-def train_transforms(crop: int | tuple[int, int], scale: tuple[float, float] = (0.5, 2.0), hflip: bool = True) -> PairTransform:
-    """Random scale, random crop to ``crop`` (H, W) padded where the image is smaller, flip, normalise.
+def train_transforms(crop: int | tuple[int, int], scale: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
+                     color_jitter: float = 0.0) -> PairTransform:
+    """Random scale, random crop to ``crop`` (H, W) padded where the image is smaller, flip, colour jitter
+    (brightness, contrast and saturation factors in [1 − j, 1 + j]; the mask untouched), normalise.
 
     Padding fills the image with 0 and the mask with the ignore label, so padded pixels cost no loss.
     """
@@ -66,6 +68,8 @@ def train_transforms(crop: int | tuple[int, int], scale: tuple[float, float] = (
     steps.append(v2.RandomCrop(_pair(crop), pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}))
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
+    if color_jitter:
+        steps.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter))
     return PairTransform(steps)
 
 

@@ -65,9 +65,11 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def build_train_dataset(name: str, root: str | Path | None, split: str, crop: tuple[int, int],
-                        scale: tuple[float, float] = (0.5, 2.0), **options: Any) -> SegmentationDataset:
-    """A dataset with the training augmentation: random scale, crop (padded with ignore), flip."""
-    return build_dataset(name, root, split, transforms=train_transforms(tuple(crop), tuple(scale)), **options)
+                        scale: tuple[float, float] = (0.5, 2.0), color_jitter: float = 0.0,
+                        **options: Any) -> SegmentationDataset:
+    """A dataset with the training augmentation: random scale, crop (padded with ignore), flip, colour jitter."""
+    transforms = train_transforms(tuple(crop), tuple(scale), color_jitter=color_jitter)
+    return build_dataset(name, root, split, transforms=transforms, **options)
 
 
 def build_eval_dataset(name: str, root: str | Path | None, split: str, input_size: tuple[int, int] | None = None,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -25,12 +24,15 @@ from squeezenas.engine.distributed import (
 from squeezenas.engine.amp import forward_batch
 from squeezenas.engine.evaluate import evaluate
 from squeezenas.engine.runlog import RunLog, open_tensorboard, silent, write_csv
+from squeezenas.engine.schedule import (
+    build_optimizer, build_scheduler, class_weights, restore_schedule, segmentation_loss,
+)
 from squeezenas.engine.loaders import (
     batches, build_eval_dataset, build_eval_loader, build_train_dataset, build_train_loader, set_epoch,
 )
 from squeezenas.models.weights import CheckpointError, load_state_dict_strict
 from squeezenas.utils.config import ConfigError, to_dict
-from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_text, check_output
+from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, atomic_write_text, check_output
 
 Log = Callable[[str], None]
 EpochCallback = Callable[[int, nn.Module, dict[str, Any]], None]
@@ -48,17 +50,11 @@ class TrainingDiverged(ValueError):
 # ----------------------------------------------------------------------------------------------- the loop
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """Pixel-averaged cross-entropy over labelled pixels; 0 (not NaN) for a batch with none."""
-    loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
-    return loss / (target != ignore_index).sum().clamp(min=1)
-
-
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                     loader: DataLoader, device: torch.device, epoch: int, *, scaler: torch.amp.GradScaler | None = None,
                     amp: bool = False, channels_last: bool = False, max_steps: int | None = None,
                     ignore_index: int = 255, progress: bool = False, writer: Any = None, log_every: int = 10,
-                    start_step: int = 0) -> dict[str, float]:
+                    start_step: int = 0, weight: torch.Tensor | None = None) -> dict[str, float]:
     """One pass over ``loader`` (at most ``max_steps`` batches): forward, loss, backward, SGD step, and a
     scheduler step per batch. Returns the mean loss over all processes, steps, images, seconds, images/s and
     the lr at the epoch's start."""
@@ -74,7 +70,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
     images, start, done = 0, time.perf_counter(), 0
     for image, mask in it:
         logits, mask = forward_batch(model, image, mask, device, amp=amp, channels_last=channels_last)
-        loss = segmentation_loss(logits, mask, ignore_index)
+        loss = segmentation_loss(logits, mask, ignore_index, weight)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -106,47 +102,6 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
     total_images = all_reduce_sum(images, device)
     return {"loss": mean_loss, "steps": done, "images": int(total_images), "seconds": seconds,
             "images_per_s": total_images / max(seconds, 1e-9), "lr": lr}
-
-
-# ------------------------------------------------------------------------------------ optimiser, schedule
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum and weight decay on every parameter (the paper's recipe)."""
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def lr_factor(step: int, steps_per_epoch: int, epochs: int, schedule: str, poly_power: float = 0.9) -> float:
-    """The learning-rate multiplier at optimizer step ``step`` (0-based).
-
-    step: ×0.1 from epoch ⌊E/2⌋ on and ×0.01 from epoch ⌊3E/4⌋ on (E = epochs); poly: (1 - step/total)^power.
-    """
-    if schedule == "poly":
-        total = max(1, epochs * steps_per_epoch)
-        return max(0.0, 1.0 - min(step, total) / total) ** poly_power
-    epoch = step // max(1, steps_per_epoch)
-    return 0.1 ** sum(epoch >= m for m in (epochs // 2, (3 * epochs) // 4) if m > 0)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step LambdaLR over ``cfg.epochs × steps_per_epoch`` steps (its state dict holds no function)."""
-    def factor(step: int) -> float:
-        return lr_factor(step, steps_per_epoch, cfg.epochs, cfg.schedule, cfg.poly_power)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def restore_schedule(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
-                     state: dict[str, Any], step: int) -> None:
-    """Load the scheduler's saved state, place it at ``step`` (epochs done × steps per epoch) and set the
-    optimizer's lr to what the current schedule gives there: unchanged when nothing changed, the new
-    schedule's value when the number of epochs, the schedule or the steps per epoch did."""
-    scheduler.load_state_dict(state)
-    scheduler.last_epoch = step
-    lrs = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
-    for group, lr in zip(optimizer.param_groups, lrs):
-        group["lr"] = lr
-    scheduler._last_lr = lrs  # what get_last_lr() reports
 
 
 # ------------------------------------------------------------------------------------------- the network
@@ -246,8 +201,10 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
     info = dataset_info(cfg.dataset, cfg.data_root)
     if cfg.num_classes is not None and cfg.num_classes != info.num_classes:
         raise ConfigError(f"num_classes is {cfg.num_classes} but dataset {cfg.dataset} has {info.num_classes} classes")
-    train_set = build_train_dataset(cfg.dataset, cfg.data_root, "train", cfg.crop, cfg.scale, **cfg.data_options)
+    train_set = build_train_dataset(cfg.dataset, cfg.data_root, "train", cfg.crop, cfg.scale, cfg.color_jitter,
+                                    **cfg.data_options)
     val_set = build_eval_dataset(cfg.dataset, cfg.data_root, cfg.val_split, cfg.val_size, **cfg.data_options)
+    weight, weight_record = class_weights(cfg, train_set, info.num_classes, (ckpt or {}).get("class_weights"))
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     model, identity = build_network(cfg, info, ckpt)
     init_report = init_from_checkpoint(model, cfg.init_from) if cfg.init_from and ckpt is None else None
@@ -280,10 +237,12 @@ def _train(cfg: TrainConfig, device: torch.device, dist: DistInfo, on_epoch_end:
         out.mkdir(parents=True, exist_ok=True)
         lock.__enter__()  # another run writing into the same folder is refused here, before anything is written
         atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
+        if weight_record is not None:
+            atomic_write_json(out / "class_weights.json", {"classes": list(info.classes), **weight_record})
         if cfg.tensorboard:
             writer = open_tensorboard(out / "tb")
     try:
-        state = _start_state(ckpt)
+        state = _start_state(ckpt) | {"class_weights": weight_record, "weight": weight}
         _announce(log, cfg, info, identity, model, device, dist, steps_per_epoch, ckpt, init_report, optimizer)
         return _epochs(cfg, ddp_model, optimizer, scheduler, scaler, train_loader, val_loader, device, dist,
                        info, identity, state, steps_per_epoch, channels_last, log, writer, on_epoch_end)
@@ -333,10 +292,11 @@ def _epochs(cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer
         log(f"the run already finished {state['epoch']} epochs; raise --epochs to train longer")
     for epoch in range(state["epoch"], cfg.epochs):
         set_epoch(train_loader, epoch, cfg.seed, dist.rank)
+        weight = state["weight"].to(device) if state["weight"] is not None else None
         stats = train_one_epoch(model, optimizer, scheduler, train_loader, device, epoch, scaler=scaler, amp=cfg.amp,
                                 channels_last=channels_last, max_steps=steps_per_epoch, ignore_index=info.ignore_index,
                                 progress=cfg.progress and dist.is_main, writer=writer, log_every=cfg.log_every,
-                                start_step=state["step"])
+                                start_step=state["step"], weight=weight)
         state["step"] += stats["steps"]
         state["epoch"] = epoch + 1
         row: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"], "lr": stats["lr"], "train_loss": stats["loss"],
@@ -373,7 +333,7 @@ def _save_epoch(out: Path, cfg: TrainConfig, model: nn.Module, optimizer: torch.
         "classes": list(info.classes), "palette": [list(c) for c in info.palette], "dataset": cfg.dataset,
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        **{k: state[k] for k in ("epoch", "step", "best_miou", "best_epoch", "metrics", "history")},
+        **{k: state[k] for k in ("epoch", "step", "best_miou", "best_epoch", "metrics", "history", "class_weights")},
         "config": to_dict(cfg),
     }
     save_checkpoint(out / "last.pt", ckpt)

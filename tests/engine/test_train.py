@@ -17,7 +17,8 @@ from squeezenas.data import DataError
 from squeezenas.engine import train as train_mod
 from squeezenas.engine.config import TrainConfig
 from squeezenas.engine.loaders import batches, build_train_dataset, build_train_loader
-from squeezenas.engine.train import RunExistsError, lr_factor, train
+from squeezenas.engine.schedule import lr_factor
+from squeezenas.engine.train import RunExistsError, train
 from squeezenas.models import get_model
 from squeezenas.models.weights import CheckpointError
 from squeezenas.utils.config import ConfigError, from_dict
