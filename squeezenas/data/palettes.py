@@ -38,3 +38,16 @@ SYNTHETIC_PALETTE: tuple[tuple[int, int, int], ...] = (
     (70, 130, 180), (70, 70, 70), (128, 64, 128), (244, 35, 232), (107, 142, 35), (0, 0, 142), (220, 20, 60),
     (153, 153, 153),
 )
+
+
+# How one dataset's classes answer for another's, to score a network trained on the first on the second without
+# retraining ("zero-shot"): target class → the source classes whose logits stand for it (their maximum).
+# Cityscapes classes with no CamVid counterpart (wall, terrain, train, motorcycle) are left out.
+CLASS_MAPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, tuple[str, ...]]]] = {
+    "cityscapes-camvid": (CITYSCAPES_CLASSES, CAMVID_CLASSES, {
+        "Sky": ("sky",), "Building": ("building",), "Pole": ("pole",), "Road": ("road",),
+        "Pavement": ("sidewalk",), "Tree": ("vegetation",), "SignSymbol": ("traffic light", "traffic sign"),
+        "Fence": ("fence",), "Car": ("car", "truck", "bus"), "Pedestrian": ("person",),
+        "Bicyclist": ("rider", "bicycle"),
+    }),
+}

@@ -110,7 +110,9 @@ class EvalConfig(DataFields, RunFields):
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     channels_last: bool = True  # on CUDA only
     workers: int = 2  # DataLoader worker processes
-    max_images: int | None = None  # score only the first N images (quick checks)
+    max_images: int | None = None  # score only N images, evenly strided over the split (quick checks)
+    class_map: str | None = None  # score a network trained on other classes through a map of its classes onto
+    #                               the data's, e.g. "cityscapes-camvid" (the released networks on CamVid)
     report: str | None = None  # write the JSON report here
 
     def __post_init__(self) -> None:

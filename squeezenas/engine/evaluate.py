@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,11 +95,15 @@ def evaluate_checkpoint(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.model:  # a network named separately, weights loaded strictly (errors name the key and shapes)
         name, root, options = _dataset_of(cfg, {})
         info = dataset_info(name, root)
-        resolved = resolve_model(cfg.model, weights=cfg.checkpoint, num_classes=info.num_classes)
+        classes = len(_class_map(cfg.class_map)[0]) if cfg.class_map else info.num_classes
+        resolved = resolve_model(cfg.model, weights=cfg.checkpoint, num_classes=classes)
     else:
         resolved = resolve_model(cfg.checkpoint)
         name, root, options = _dataset_of(cfg, resolved.meta)
         info = dataset_info(name, root)
+    if cfg.class_map:
+        resolved.model = MappedClasses(resolved.model, cfg.class_map, resolved.num_classes, info.classes)
+        resolved.num_classes = info.num_classes
     check_num_classes(resolved.model, resolved.num_classes, info.num_classes, cfg.checkpoint, hint=f" ({name})")
     dataset = build_eval_dataset(name, root, cfg.split, cfg.size, cfg.max_images, **options)
     loader = build_eval_loader(dataset, cfg.workers, dist, pin_memory=device.type == "cuda")
@@ -116,6 +120,32 @@ def evaluate_checkpoint(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.report and dist.is_main:
         atomic_write_json(cfg.report, report)
     return report
+
+
+class MappedClasses(nn.Module):
+    """A network's logits for another dataset's classes: each target class takes the maximum of the logits of
+    the source classes that stand for it (``data.palettes.CLASS_MAPS``)."""
+
+    def __init__(self, model: nn.Module, name: str, num_classes: int, target_classes: Sequence[str]):
+        source, target, mapping = _class_map(name)
+        if len(source) != num_classes or tuple(target) != tuple(target_classes):
+            raise ValueError(f"class_map {name!r} maps {len(source)} classes onto {len(target)}; the network has "
+                             f"{num_classes} and the data {len(target_classes)} ({', '.join(target_classes)})")
+        super().__init__()
+        self.model = model
+        self.groups = [[source.index(c) for c in mapping[t]] for t in target]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return torch.stack([logits[:, g].amax(dim=1) for g in self.groups], dim=1)
+
+
+def _class_map(name: str) -> tuple:
+    from squeezenas.data.palettes import CLASS_MAPS
+
+    if name not in CLASS_MAPS:
+        raise ValueError(f"class_map: unknown map {name!r} (known: {', '.join(CLASS_MAPS)})")
+    return CLASS_MAPS[name]
 
 
 def _dataset_of(cfg: EvalConfig, meta: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:

@@ -128,3 +128,29 @@ def test_released_weights_on_wrong_classes(released_dir: Path):
     with pytest.raises(CheckpointError, match=r"decoder\.\w+\.weight.*shape \(19,"):
         evaluate_checkpoint(EvalConfig(checkpoint=str(released_dir / "lat_small.pth"), model="squeezenas_lat_small",
                                        dataset="synthetic", workers=0, device="cpu", progress=False))
+
+
+def test_a_class_map_scores_a_network_on_another_datasets_classes():
+    from squeezenas.engine.evaluate import MappedClasses
+
+    from squeezenas.data.palettes import CAMVID_CLASSES, CITYSCAPES_CLASSES
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(1, 19, 1, 1)
+            logits[0, CITYSCAPES_CLASSES.index("bus"), 0, 0] = 5.0  # a bus is a car in CamVid
+            return logits
+
+    mapped = MappedClasses(Fixed(), "cityscapes-camvid", 19, CAMVID_CLASSES)
+    out = mapped(torch.zeros(1, 3, 1, 1))
+    assert out.shape == (1, 11, 1, 1) and CAMVID_CLASSES[int(out.argmax(1))] == "Car"
+    with pytest.raises(ValueError, match="unknown map"):
+        MappedClasses(Fixed(), "voc-camvid", 19, CAMVID_CLASSES)
+
+
+def test_released_weights_zero_shot_on_camvid(released_dir, camvid_root):
+    """The Cityscapes network sees CamVid's street scenes: far above chance (1/11) without any training on them."""
+    report = evaluate_checkpoint(EvalConfig(checkpoint=str(released_dir / "lat_small.pth"), model="squeezenas_lat_small",
+                                            dataset="camvid", data_root=str(camvid_root), split="val", max_images=4,
+                                            class_map="cityscapes-camvid", device="cpu", workers=0, progress=False))
+    assert report["pixel_accuracy"] > 0.6 and report["miou"] > 0.25
