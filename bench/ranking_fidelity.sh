@@ -8,7 +8,7 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/ranking}
 DATA=${DATA:-../shared/data/camvid}
 CONFIGURATIONS=${CONFIGURATIONS:-"new_path old_mixture new_mixture old_path"}
-ARGS=${ARGS:---search-epochs 8 --n 80 --val-limit 40 --k 10 --train-epochs 8 --crop 176 240 --size 180 240}
+ARGS=${ARGS:---target 7.77 --search-epochs 8 --n 80 --val-limit 40 --k 10 --train-epochs 8 --crop 176 240 --size 180 240}
 mkdir -p "$OUT"
 if [ ! -f "$OUT/lut.json" ]; then
   $PY -m squeezenas.cli.main lut build --space small --size 180 240 --num-classes 11 --threads 1 --statistic min \
