@@ -89,7 +89,7 @@ def compare(eager_path: Path, ort_path: Path, positions: list[int], margin: floa
         flips.sort(reverse=True)
         out += ["", f"{len(flips)} pairs flip order (each backend > {margin:.0%} apart)"
                 + (f"; the {min(len(flips), top)} clearest:" if flips else ""), *[f"- {f}" for _, f in flips[:top]], ""]
-    all_flips = _count_flips(eager, ort, margin)
+    all_flips = count_flips(eager, ort, margin)
     out.append(f"Over all {eager.macro.num_positions} positions: {all_flips} candidate pairs flip order "
                f"(> {margin:.0%} apart in both backends).")
     if plot:
@@ -98,7 +98,8 @@ def compare(eager_path: Path, ort_path: Path, positions: list[int], margin: floa
     return "\n".join(out)
 
 
-def _count_flips(eager, ort, margin: float) -> int:
+def count_flips(eager, ort, margin: float) -> int:
+    """Candidate pairs, over all positions, whose order the two tables reverse, each by more than ``margin``."""
     n = 0
     for i, (e_row, o_row) in enumerate(zip(eager.table, ort.table)):
         live = [j for j in range(len(e_row)) if eager.meta["cells"][i][j] != IDENTITY_KEY]
@@ -130,8 +131,15 @@ def _plot(eager, ort, path: Path) -> None:
                  f"{eager.meta['threads']} threads (blue: ORT relatively faster)", fontsize=9)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a figure (its folder made first) and close it."""
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

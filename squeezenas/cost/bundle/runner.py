@@ -127,7 +127,8 @@ def executorch_threads(threads: int) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ExperimentalWarning: the API may change; this file pins what it calls
-        if portable_lib._threadpool_get_thread_count() != threads:
+        count = getattr(portable_lib, "_threadpool_get_thread_count", None)  # since ExecuTorch 1.1
+        if count is None or count() != threads:
             portable_lib._unsafe_reset_threadpool(threads)
 
 

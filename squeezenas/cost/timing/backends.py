@@ -73,6 +73,16 @@ class RuntimeBackend:
         """"field: what is wrong" when ``config`` asks what this runtime cannot do, else None."""
         return None
 
+    def float32_in_own_layout(self, config: TimingConfig) -> str | None:
+        """The check of a runtime that runs float32 artefacts in a layout of its own, on ``device`` alone."""
+        if config.dtype != "float32":
+            return f"dtype: the {self.name} backend times float32 models only, got {config.dtype!r}"
+        if config.channels_last:
+            return f"channels_last: the {self.name} backend picks its own layout; use channels_last=False"
+        if config.runtime_device is not None:
+            return f"runtime_device: only the openvino backend has devices of its own, not {self.name!r}"
+        return None
+
     def require(self) -> ModuleType | None:
         """The runtime's package, imported now; RuntimeMissing naming the extra when it is not installed."""
         if not self.module:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
@@ -36,16 +37,13 @@ class ExecuTorchBackend(RuntimeBackend):
     def check(self, config: TimingConfig) -> str | None:
         if config.device != "cpu":
             return f"device: the executorch backend (XNNPACK) runs on the CPU, got device={config.device!r}"
-        if config.dtype != "float32":
-            return f"dtype: the executorch backend times float32 programs only, got {config.dtype!r}"
-        if config.channels_last:
-            return "channels_last: XNNPACK picks its own layout (NHWC inside the delegate); use channels_last=False"
-        if config.runtime_device is not None:
-            return "runtime_device: only the openvino backend has devices of its own"
-        return None
+        return self.float32_in_own_layout(config)  # XNNPACK computes in NHWC inside the delegate
 
     def require(self) -> ModuleType | None:
-        with _quiet_torch_log():  # executorch's import registers enums that torch's pytree warns about
+        # executorch's import registers enums that torch's pytree logs about, and warns that its bindings are
+        # experimental: neither is about the measurement
+        with _quiet_torch_log(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return super().require()
 
     def version(self) -> str | None:
@@ -61,7 +59,9 @@ class ExecuTorchBackend(RuntimeBackend):
 
         with torch.no_grad():
             program = torch.export.export(module.eval(), (example,))
-        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the serializer's use of importlib.resources
+            lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
         path.write_bytes(lowered.buffer)
         return path
 

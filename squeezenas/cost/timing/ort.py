@@ -33,13 +33,7 @@ class OnnxRuntimeBackend(RuntimeBackend):
     context = "adapter"
 
     def check(self, config: TimingConfig) -> str | None:
-        if config.dtype != "float32":
-            return f"dtype: the onnxruntime backend times float32 models only, got {config.dtype!r}"
-        if config.channels_last:
-            return "channels_last: the onnxruntime backend picks its own layout; use channels_last=False"
-        if config.runtime_device is not None:
-            return "runtime_device: onnxruntime's device follows device ('cpu' or 'cuda')"
-        return None
+        return self.float32_in_own_layout(config)  # on the CPU or CUDA (onnxruntime-gpu)
 
     def version(self) -> str | None:
         import onnxruntime

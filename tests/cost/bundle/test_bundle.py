@@ -89,3 +89,41 @@ def test_import_errors(tmp_path):
         import_results(tmp_path / "x.json")
     with pytest.raises(FileNotFoundError):
         import_results(tmp_path / "missing.json")
+
+
+MICRO = MacroArch(name="micro", stem_channels=8, stages=(Stage(8, 1, 2),), low_level_position=0, last_channels=8,
+                  decoder=DecoderSpec("lr_aspp", 8), candidates=("k3_d1_e1_g2", "skip"))
+
+
+def _runtime(name: str):
+    import importlib.util
+
+    missing = importlib.util.find_spec(name) is None
+    return pytest.param(name, marks=[pytest.mark.slow, pytest.mark.skipif(missing, reason=f"needs squeezenas[{name}]")])
+
+
+# every part converted or lowered to XNNPACK (1-2 s each): marked slow, still run by default
+@pytest.mark.parametrize("backend", [_runtime("openvino"), _runtime("executorch")])
+def test_a_bundle_for_another_runtime(tmp_path, backend):
+    """A bundle for OpenVINO or ExecuTorch carries that runtime's artefacts; its runner (no squeezenas) times them;
+    the import gives a table of that backend whose keys match this version's plan."""
+    out = tmp_path / "bundle"
+    export_bundle(MICRO, (32, 48), out, num_classes=3, networks=0, progress=False, backend=backend)
+    manifest = json.loads((out / "manifest.json").read_text())
+    suffix = {"openvino": ".xml", "executorch": ".pte"}[backend]
+    assert manifest["runtime"] == backend and all(p["file"].endswith(suffix) for p in manifest["parts"])
+    assert [p["key"] for p in manifest["parts"]] == list(plan_lut(MICRO, (32, 48), TimingConfig(backend=backend),
+                                                                  num_classes=3).parts)
+    if backend == "openvino":
+        assert all((out / p["file"]).with_suffix(".bin").is_file() for p in manifest["parts"])
+    assert backend in (out / "README.txt").read_text()
+    proc = run_bundle(out, "--out", str(tmp_path / "results.json"))
+    assert proc.returncode == 0, proc.stderr
+    table, report = import_results(tmp_path / "results.json", tmp_path / "table.json")
+    assert table.meta["backend"] == backend and table.meta["fingerprint"][backend]
+    assert all(v > 0 for v in table.fixed.values()) and report is None  # no check networks in this bundle
+
+
+def test_a_bundle_only_for_runtimes_with_artefacts(tmp_path):
+    with pytest.raises(ValueError, match="--backend"):
+        export_bundle(MICRO, (32, 48), tmp_path, backend="eager")
