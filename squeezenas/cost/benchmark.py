@@ -75,11 +75,14 @@ def benchmark(
     gmacs = None if isinstance(net, Artefact) else count_costs(net, (h, w)).gmacs
     load = warn_if_busy(config, "the benchmark")
     measured = []
-    with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:  # rounds and retries: one export
+    # rounds, retries and the memory run time one export of the network (the file a deployment loads)
+    with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:
+        target = lambda: targets.get("net", lambda: net, (3, h, w))
         for _ in range(rounds):
-            t, share, attempts = measure_guarded(measure, lambda: targets.get("net", lambda: net, (3, h, w)),
-                                                 (3, h, w), config, max_other_cpu, retries)
+            t, share, attempts = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries)
             measured.append({**t.statistics(), "other_cpu": share, "attempts": attempts})
+        memory_use = peak_memory(target(), (h, w), config) if memory else {"peak_memory_mb": None,
+                                                                              "memory_kind": None}
     stat = stat_key(config.statistic)
     m = combine_rounds(measured, stat)
     result: dict[str, Any] = {
@@ -95,7 +98,7 @@ def benchmark(
                                           runtime_device=config.runtime_device),
         "load_average": {"start": load, "end": cpu_load()}, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
     }
-    result.update(peak_memory(net, (h, w), config) if memory else {"peak_memory_mb": None, "memory_kind": None})
+    result.update(memory_use)
     return result
 
 
@@ -130,7 +133,7 @@ def peak_memory(model: nn.Module | Artefact, size: tuple[int, int], config: Timi
 
     CUDA with a PyTorch backend: ``torch.cuda.max_memory_allocated`` (weights + activations + workspace).
     CPU: increase of the process's resident set size over the run, sampled every millisecond from /proc
-    (it includes the backend's preparation, e.g. the model copy, or the export for onnxruntime); where
+    (it includes the backend's preparation: the model copy, or loading the runtime's file and its session); where
     /proc is missing, the increase of ``ru_maxrss`` (a lower bound). Kept apart from the timed run, so the
     sampling thread cannot disturb the latency figure.
     """
