@@ -12,13 +12,12 @@ from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, CpuMonito
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint, fingerprint_matches, nvidia_driver_version
 from squeezenas.cost.timing.onnx import EXPORTERS, INPUT_NAME, FlatOutputs, export_module, flatten_outputs
-from squeezenas.cost.timing.ort import OnnxModel
 from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 
 __all__ = ["Artefact", "BACKENDS", "CPU_ROUNDS", "DEVICES", "DTYPES", "EXPORTERS", "INPUT_NAME", "MAX_OTHER_CPU",
-           "RETRIES", "STATISTICS", "STAT_FIELDS", "CpuMonitor", "FlatOutputs", "MeasureFn", "OnnxModel",
+           "RETRIES", "STATISTICS", "STAT_FIELDS", "CpuMonitor", "FlatOutputs", "MeasureFn",
            "RuntimeBackend", "RuntimeMissing", "TimedCall", "Timing", "TimingConfig", "TimingTargets",
            "check_available", "combine_rounds", "contention_summary", "cpu_load", "default_rounds",
            "default_statistic", "device_fingerprint", "export_artefact", "export_for_timing", "export_module",

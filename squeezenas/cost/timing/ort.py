@@ -11,13 +11,10 @@ import torch
 from torch import nn
 
 from squeezenas.cost.bundle.runner import bind, session_options
-from squeezenas.cost.timing.backends import Artefact, RuntimeBackend, TimedCall, host_clock
+from squeezenas.cost.timing.backends import RuntimeBackend, TimedCall, host_clock
 from squeezenas.cost.timing.config import BACKENDS, TimingConfig
 from squeezenas.cost.timing.onnx import export_module, flatten_outputs
 from squeezenas.utils.config import ConfigError
-
-OnnxModel = Artefact  # an ONNX file timed as it is: Artefact(path, "onnxruntime")
-
 
 class OnnxRuntimeBackend(RuntimeBackend):
     """Sequential execution, ``threads`` intra-op threads and all graph optimisations (BN folding, fusions), as a

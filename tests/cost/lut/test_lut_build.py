@@ -93,7 +93,7 @@ def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
     """With the real timer, every round and retry of a part (and of a check's network) times one ONNX export."""
     import squeezenas.cost.lut.build as build
     import squeezenas.cost.timing.targets as targets
-    from squeezenas.cost.timing import OnnxModel
+    from squeezenas.cost.timing import Artefact
 
     exports, timed = [], []
     real_export, real_measure = targets.export_for_timing, build.measure
@@ -115,7 +115,7 @@ def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
     table = build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None, rounds=2)
     n_parts = len(plan_lut(macro, (32, 32), config).parts)
     assert len(exports) == n_parts and len(timed) == 2 * n_parts
-    assert all(isinstance(t, OnnxModel) for t in timed)
+    assert all(isinstance(t, Artefact) and t.backend == "onnxruntime" for t in timed)
     assert not timed[0].path.exists()  # the temp dir is gone with the build
     exports.clear()
     check_lut(table, samples=3, rounds=2, progress=False, max_other_cpu=None, warn_device=False)
