@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from squeezenas.cost.timing.config import BACKENDS
 from squeezenas.deploy.onnx import export_onnx, verify_onnx
 from squeezenas.deploy.runtimes import RUNTIME_SUFFIX, export_runtime, verify_runtime
 from squeezenas.models.resolve import resolve_model
@@ -40,6 +41,8 @@ def export_network(model_spec: str, onnx_path: str | Path | None = None, size: t
         suffix = RUNTIME_SUFFIX.get(runtime)
         if suffix and path.suffix.lower() != suffix:
             raise ConfigError(f"--{runtime} {path}: name a {suffix} file")
+        if suffix:
+            BACKENDS.get(runtime).require()  # a missing runtime: one line naming its extra, before any work
     r = resolve_model(model_spec, weights=weights, num_classes=num_classes)
     model = r.model.eval()
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))

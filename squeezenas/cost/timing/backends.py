@@ -90,8 +90,8 @@ class RuntimeBackend:
         try:
             return importlib.import_module(self.module)
         except ImportError as e:
-            raise RuntimeMissing(f"the {self.name} backend needs {self.module}, which is not installed "
-                                 f"({e}); pip install 'squeezenas[{self.extra}]'") from None
+            raise RuntimeMissing(f"the {self.name} backend needs {self.module.split('.')[0]}, which is not "
+                                 f"installed ({e}); pip install 'squeezenas[{self.extra}]'") from None
 
     def version(self) -> str | None:
         """The runtime's version, recorded in a table's device fingerprint."""
