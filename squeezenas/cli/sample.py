@@ -4,7 +4,8 @@ Draws --n distinct architectures from the learned distribution, estimates each o
 its path of the supernet (BatchNorm statistics re-estimated per path), costs it (MACs; latency with a lookup
 table), and writes SEARCH/pareto.json, SEARCH/pareto.png and the chosen genotype (--out, default
 SEARCH/chosen_genotype.json): the most accurate front architecture within the budget, or without a budget the
-front's knee (--select).
+front's knee (--select). On several processes (`torchrun --nproc_per_node N -m squeezenas.cli.main sample ...`)
+the paths are shared out and scored in parallel, with the same result as one process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--budget-ms", type=float, help="latency budget (calibrated ms; needs a latency table)")
     budget.add_argument("--budget-gmacs", type=float, help="MAC budget (GMACs at the search's deployment size)")
     p.add_argument("--calib-batches", type=int, dest="bn_batches", help=argparse.SUPPRESS)  # --bn-batches' old name
+    # torchrun's own parser takes "--n" for an abbreviation of its --nnodes/--nproc-per-node and stops
+    p.add_argument("--num-samples", type=int, dest="n", metavar="N", help="the same as --n (use it under torchrun)")
 
 
 def resolve_sample_config(args: argparse.Namespace) -> SampleConfig:
@@ -36,11 +39,14 @@ def resolve_sample_config(args: argparse.Namespace) -> SampleConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from squeezenas.engine.distributed import env_dist_info
     from squeezenas.search.sample import sample_and_select
     from squeezenas.viz.search_plots import draw_selection
 
     cfg = resolve_sample_config(args)
     r = sample_and_select(cfg)
+    if not env_dist_info().is_main:  # under torchrun rank 0 reports and draws
+        return 0
     plot = draw_selection(cfg.search)
     front = sum(s["on_front"] for s in r.samples)
     c = r.chosen

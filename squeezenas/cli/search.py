@@ -3,7 +3,8 @@
 Values come from the defaults, then the saved config of the run (with --resume), then --config search.yaml,
 then the options given here. --resume continues the search in --out (its saved config supplies every option not
 given again). At the end --out holds genotype.json (the most probable architecture), theta.json and
-theta_heatmap.png; then run `squeezenas sample --search OUT`.
+theta_heatmap.png; then run `squeezenas sample --search OUT`. On several processes:
+`torchrun --nproc_per_node N -m squeezenas.cli.main search ...` (--batch-size is then the global batch).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from squeezenas.utils.config import ConfigError, load_mapping, resolve_config
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     config_file_option(p, SearchConfig)
-    add_config_options(p, SearchConfig, skip=("target",))
+    add_config_options(p, SearchConfig, skip=("target", "world_size"))
     p.add_argument("--target-latency", type=float, metavar="MS", help="hold the expected latency at MS (--cost latency)")
     p.add_argument("--target-gmacs", type=float, metavar="G", help="hold the expected GMACs at G (--cost mac)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from checkpoint.pt")
@@ -47,6 +48,7 @@ def resolve_search_config(args: argparse.Namespace) -> SearchConfig:
 def run(args: argparse.Namespace) -> int:
     from squeezenas.cost.tables import CostTable
     from squeezenas.data import dataset_info
+    from squeezenas.engine.distributed import env_dist_info
     from squeezenas.search.loop import run_search
     from squeezenas.search.objective import build_cost_table
     from squeezenas.viz.search_plots import draw_search
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         table = build_cost_table(cfg, dataset_info(cfg.dataset, cfg.data_root).num_classes)
     r = run_search(cfg, table, resume=resume, stop_after=getattr(args, "stop_after", None))
+    if not env_dist_info().is_main:  # under torchrun rank 0 reports and draws
+        return 0
     state = "finished" if r.finished else f"stopped after epoch {r.epochs}/{cfg.epochs} (continue with --resume)"
     print(f"search {state} in {r.seconds:.1f} s: most probable architecture {r.predicted_cost:.4g} {r.unit}, "
           f"expected {r.expected_cost:.4g} {r.unit}"

@@ -65,21 +65,36 @@ def peak_memory_gib(device: torch.device) -> float:
     return rss / (2**30 if sys.platform == "darwin" else 2**20)  # bytes on macOS, KiB on Linux
 
 
+_JOINED = 0  # process groups this process has joined: each gets its own store prefix (see init_distributed)
+
+
 def init_distributed(device: torch.device, timeout: datetime.timedelta | None = None) -> DistInfo:
     """Join the process group torchrun describes (NCCL for CUDA, gloo for CPU); a no-op for one process.
-    ``timeout``: how long a collective (joining included) may wait for the slowest process (torch's default)."""
+    ``timeout``: how long a collective (joining included) may wait for the slowest process (torch's default).
+
+    A process may join, leave (``cleanup_distributed``) and join again, e.g. two searches in one script: each
+    group's keys live under their own prefix of torchrun's store, so a later group never reads the addresses
+    an earlier one left there (with the default prefix, joining again fails now and then).
+    """
+    global _JOINED
     info = env_dist_info()
     if info.distributed and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
         if timeout is not None:
             kwargs["timeout"] = timeout
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, **kwargs)
+        store, _, _ = next(dist.rendezvous("env://", rank=info.rank, world_size=info.world_size,
+                                           **({"timeout": timeout} if timeout is not None else {})))
+        _JOINED += 1
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"squeezenas/group{_JOINED}", store),
+                                rank=info.rank, world_size=info.world_size, **kwargs)
     return info
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group, once every rank is done with it."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

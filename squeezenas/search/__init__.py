@@ -3,8 +3,9 @@ and, after it, sampling architectures, scoring them through the supernet and cho
 
 from squeezenas.search.checkpoint import load_search
 from squeezenas.search.config import SampleConfig, SearchConfig
-from squeezenas.search.loop import SearchResult, run_search
+from squeezenas.search.loop import run_search
 from squeezenas.search.objective import CostModel, TargetProjector, build_cost_table, temperature_at
+from squeezenas.search.outputs import SearchResult
 from squeezenas.search.pareto import knee_index, pareto_front, select
 from squeezenas.search.sample import SampleResult, sample_and_select, sample_genotypes
 from squeezenas.search.scoring import PathScorer, reestimate_bn

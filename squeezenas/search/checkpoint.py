@@ -22,7 +22,7 @@ FORMAT = "squeezenas-search"
 VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 # config fields that may change between a run and its resumption without changing its results
-RESUME_FREE = ("out", "progress", "tensorboard", "log_every", "device", "workers", "channels_last")
+RESUME_FREE = ("out", "progress", "tensorboard", "log_every", "device", "workers", "channels_last", "world_size")
 
 
 def weight_optimizer(net: Any, cfg: SearchConfig) -> torch.optim.Optimizer:
@@ -57,13 +57,15 @@ class SearchState:
     theta_history: list[dict[str, Any]] = field(default_factory=list)  # the distribution after every epoch
     pruned: list[tuple[int, int, str]] = field(default_factory=list)  # (epoch, position, code)
     memory_format: torch.memory_format = torch.contiguous_format  # of the batches (the net's, set by the config)
+    scaler: Any = None  # float16 gradient scaling (``amp`` on CUDA; a disabled GradScaler passes through)
 
     @classmethod
     def start(cls, net: Any, cfg: SearchConfig, alpha: float, projector: TargetProjector | None) -> SearchState:
         """The state before the first step: SGD on the weights, Adam on θ (no weight decay)."""
         opt_w = weight_optimizer(net, cfg)
         opt_t = torch.optim.Adam(net.arch_parameters(), lr=cfg.theta_lr, weight_decay=0.0)
-        return cls(net, opt_w, opt_t, alpha, projector, memory_format=cfg.memory_format)
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and net.theta.is_cuda)
+        return cls(net, opt_w, opt_t, alpha, projector, memory_format=cfg.memory_format, scaler=scaler)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class SearchState:
             "projector": self.projector.state_dict() if self.projector is not None else None,
             "epoch": self.epoch, "step": self.step, "theta_step": self.theta_step, "rng": rng_state(),
             "history": self.history, "theta_history": self.theta_history, "pruned": [list(x) for x in self.pruned],
+            "scaler": self.scaler.state_dict() if self.scaler is not None and self.scaler.is_enabled() else None,
         }
 
     def restore(self, ckpt: dict[str, Any], cfg: SearchConfig) -> None:
@@ -84,6 +87,8 @@ class SearchState:
         self.epoch, self.step, self.theta_step = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["theta_step"])
         self.history, self.theta_history = list(ckpt["history"]), list(ckpt["theta_history"])
         self.pruned = [(int(e), int(i), str(c)) for e, i, c in ckpt["pruned"]]
+        if ckpt.get("scaler") and self.scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
 
     def project(self, cost: Any) -> None:

@@ -73,6 +73,11 @@ class SearchConfig(DataFields, RunFields):
     # hardware and run management
     fused: bool = True  # the supernet's fused mixture (same result as candidate by candidate, faster)
     channels_last: bool = True  # NHWC supernet and batches: CPU depthwise convs run 5-10x faster (docs/SUPERNET.md)
+    amp: bool = False  # mixed precision: float16 autocast + gradient scaling on CUDA, bfloat16 autocast on CPU
+    sync_bn: bool = True  # under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm; the
+    #                       fused mixture computes its own statistics, per process)
+    world_size: int = 1  # processes of the run: set by torchrun and recorded here, never chosen (batch_size is the
+    #                      global batch, shared out over them)
     seed: int = 0
     log_every: int = 10  # TensorBoard scalars every N steps
     tensorboard: bool = True  # TensorBoard logs in out/tb
@@ -113,7 +118,7 @@ def check_search_config(cfg: SearchConfig) -> None:
         raise ConfigError(f"cost must be one of {', '.join(COSTS)}, got {cfg.cost!r}")
     if cfg.target_mode not in TARGET_MODES:
         raise ConfigError(f"target_mode must be one of {', '.join(TARGET_MODES)}, got {cfg.target_mode!r}")
-    for name in ("epochs", "batch_size", "log_every", "steps_per_epoch", "limit_train"):
+    for name in ("epochs", "batch_size", "log_every", "steps_per_epoch", "limit_train", "world_size"):
         positive(name, getattr(cfg, name))
     for name in ("warmup_epochs", "prune_every"):
         positive(name, getattr(cfg, name), allow_zero=True)

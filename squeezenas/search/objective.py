@@ -108,16 +108,20 @@ class CostModel:
 
 
 def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mask: torch.Tensor,
-               temperature: float, with_cost: bool, supernet: str = "mixture",
-               through: str = "softmax") -> tuple[torch.Tensor, torch.Tensor]:
+               temperature: float, with_cost: bool, supernet: str = "mixture", through: str = "softmax", *,
+               model: Any = None, path_noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel cross-entropy (ignore 255) of the Gumbel-sampled supernet — the mixture of every candidate with
     per-sample weights, or (``supernet`` "path") one sampled candidate per position for the batch — and
-    α · E / e_ref (0 without cost), E over p(θ) or (``through`` "gumbel") over the same samples' relaxed weights."""
-    noise = net.gumbel_noise(image.shape[0] if supernet == "mixture" else 1)
+    α · E / e_ref (0 without cost), E over p(θ) or (``through`` "gumbel") over the same samples' relaxed weights.
+    ``model`` runs the forward (the DDP wrapper of ``net`` under torchrun); ``path_noise`` draws the path mode's
+    noise (a generator every process shares; None: the global one)."""
+    forward = net if model is None else model
     if supernet == "path":
-        logits = net(image, path=net.sample_path(noise[0], temperature))
+        noise = net.gumbel_noise(1, path_noise)
+        logits = forward(image, path=net.sample_path(noise[0], temperature))
     else:
-        logits = net(image, weights=net.gumbel_weights(noise, temperature))
+        noise = net.gumbel_noise(image.shape[0])
+        logits = forward(image, weights=net.gumbel_weights(noise, temperature))
     ce = F.cross_entropy(logits, mask, ignore_index=255)
     if not with_cost or alpha == 0:
         return ce, torch.zeros((), device=ce.device)

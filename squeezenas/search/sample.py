@@ -4,10 +4,17 @@ accuracy–cost plane, and pick one from the Pareto front at the user's budget.
 ``sample_and_select(SampleConfig(...))`` is the library entry point; the scorer and the latency table are
 arguments (``PathScorer`` and the search's or the config's table by default), so other evaluators or devices
 plug in. It draws nothing: ``pareto.json`` holds what a plot of the plane needs (``viz.search_plots`` draws it).
+
+Under torchrun the paths are shared out: each process re-estimates and scores its share on its own (no
+collective between two paths, so nothing waits), the scores are gathered once, and every process then holds
+what one process would have computed; the finalists of the second look are scored on shards of the split
+(the confusion matrices summed), rank 0 times them alone and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,20 +22,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from tqdm import tqdm
 
 from squeezenas.cost.tables import CostTable, mac_table
-from squeezenas.engine.distributed import resolve_device
+from squeezenas.engine.distributed import (
+    DistInfo, broadcast_object, cleanup_distributed, env_dist_info, gather_objects, init_distributed, is_dist,
+    resolve_device,
+)
 from squeezenas.search.checkpoint import load_search
 from squeezenas.search.config import SampleConfig, SearchConfig
 from squeezenas.search.pareto import pareto_front, select
-from squeezenas.search.scoring import PathScorer, ScoreCache, bn_batches
+from squeezenas.search.scoring import PathScorer, ScoreCache, bn_batches, score_paths
 from squeezenas.search.verify import choose, finalists, measure_latency, rescore
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import MacroArch
 from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, check_output
 
 COST_KEYS = {"ms": "latency_ms", "gmacs": "gmacs"}  # budget kind → the samples' cost field
+GATHER_TIMEOUT = datetime.timedelta(hours=2)  # how long a process that has scored its share waits for the others
 
 
 def sample_genotypes(probabilities: torch.Tensor, macro: MacroArch, n: int, seed: int = 0,
@@ -83,8 +93,12 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
     search's own cost. ``scorer`` replaces the supernet path scorer (and its cache).
     """
     t_start = time.perf_counter()
+    info = env_dist_info()
+    if is_dist():
+        raise RuntimeError("sample_and_select joins the torchrun process group itself, after the paths are scored "
+                           "(each process scores its share alone); call it before init_process_group")
     search_dir = Path(cfg.search)
-    dev = resolve_device(cfg.device)
+    dev = resolve_device(cfg.device, info)
     net, scfg, ckpt = load_search(search_dir, dev)
     if int(ckpt["epoch"]) < scfg.epochs:
         raise ValueError(f"the search in {search_dir} has finished {ckpt['epoch']} of its {scfg.epochs} epochs; "
@@ -115,39 +129,58 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
                 "val_size": list(cfg.val_size) if cfg.val_size else None, "seed": cfg.seed,
                 "epoch": int(ckpt["epoch"])}
     cache = ScoreCache(search_dir / "sample_cache.jsonl", settings) if scorer is None else None
-    if scorer is None and any(cache.get(g) is None for g in genotypes):
+    todo = [g for g in genotypes if cache is None or cache.get(g) is None]
+    if scorer is None and todo:
         scorer = _path_scorer(cfg, scfg, net, num_classes, dev)
 
-    with RunLock(search_dir / LOCK_FILE, "search folder"):  # the cache and pareto.json are written here
-        samples: list[dict[str, Any]] = []
-        bar = tqdm(total=len(genotypes), desc="scoring paths", unit="arch", dynamic_ncols=True,
-                   disable=not cfg.progress)
-        for g in genotypes:
-            score = cache.get(g) if cache is not None else None
-            if score is None:
-                score = scorer(g)
-                if cache is not None:
-                    cache.add(g, score)
-            row = {"genotype": list(g.ops), **score, "gmacs": macs.predict(g, calibrated=True),
-                   "log_prob": log_probability(probs, g), "most_probable": g.ops == argmax.ops}
-            if lat is not None:
-                row["latency_ms"] = lat.predict(g, calibrated=True)
-            samples.append(row)
-            bar.set_postfix(miou=f"{row['miou']:.3f}")
-            bar.update(1)
-        bar.close()
+    lock = RunLock(search_dir / LOCK_FILE, "search folder") if info.is_main else contextlib.nullcontext()
+    with lock:  # the cache and pareto.json are written here (by rank 0)
+        # alone, each score is cached at once; under torchrun after the gather (every rank has read the cache by
+        # then, so all agree on what is left to score)
+        mine = score_paths(todo[info.rank::info.world_size], scorer, None if info.distributed else cache,
+                           cfg.progress and info.is_main)
+        owns_group = info.distributed
+        init_distributed(dev, timeout=GATHER_TIMEOUT)  # after the scoring: evaluate() reduces over the group
+        try:
+            scores = {ops: score for part in gather_objects(mine) for ops, score in part.items()}
+            if cache is not None and info.distributed and info.is_main:
+                for g in todo:
+                    cache.add(g, scores[g.ops])
+            return _select(cfg, info, genotypes, scores, cache, probs, argmax, macs, lat, cost_key, budget_kind,
+                           settings, size, scorer, scfg, net, num_classes, dev, out_path, t_start)
+        finally:
+            if owns_group:
+                cleanup_distributed()
 
-        for s, f in zip(samples, pareto_front([s[cost_key] for s in samples], [s["miou"] for s in samples])):
-            s["on_front"] = f
-        rule = "budget" if cfg.budget is not None else cfg.select
-        chosen_i = select(samples, cost_key, cfg.budget, cfg.select)
-        second_look = None
-        if cfg.budget is not None and cfg.finalists:
-            chosen_i, second_look = _second_look(cfg, samples, chosen_i, cost_key, scorer, scfg, net, num_classes,
-                                                 dev, lat)
-        chosen = samples[chosen_i]
-        chosen_genotype = Genotype(macro, tuple(chosen["genotype"]))
 
+def _select(cfg: SampleConfig, info: DistInfo, genotypes: list[Genotype], scores: dict[tuple[str, ...], Any],
+            cache: ScoreCache | None, probs: torch.Tensor, argmax: Genotype, macs: CostTable, lat: CostTable | None,
+            cost_key: str, budget_kind: str | None, settings: dict[str, Any], size: tuple[int, int], scorer: Any,
+            scfg: SearchConfig, net: Any, num_classes: int, dev: torch.device, out_path: Path,
+            t_start: float) -> SampleResult:
+    """Every sample's row, the front, the choice (and the second look); rank 0 writes the files."""
+    search_dir, macro = Path(cfg.search), net.macro
+    samples: list[dict[str, Any]] = []
+    for g in genotypes:
+        score = scores.get(g.ops) or cache.get(g)
+        row = {"genotype": list(g.ops), **score, "gmacs": macs.predict(g, calibrated=True),
+               "log_prob": log_probability(probs, g), "most_probable": g.ops == argmax.ops}
+        if lat is not None:
+            row["latency_ms"] = lat.predict(g, calibrated=True)
+        samples.append(row)
+
+    for s, f in zip(samples, pareto_front([s[cost_key] for s in samples], [s["miou"] for s in samples])):
+        s["on_front"] = f
+    rule = "budget" if cfg.budget is not None else cfg.select
+    chosen_i = select(samples, cost_key, cfg.budget, cfg.select)
+    second_look = None
+    if cfg.budget is not None and cfg.finalists:
+        chosen_i, second_look, samples = _second_look(cfg, info, samples, chosen_i, cost_key, scorer, scfg, net,
+                                                      num_classes, dev, lat)
+    chosen = samples[chosen_i]
+    chosen_genotype = Genotype(macro, tuple(chosen["genotype"]))
+    paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
+    if info.is_main:
         chosen_genotype.save(out_path, meta={
             "source": "sample (Pareto front of the searched distribution)", "search": str(search_dir),
             "miou_supernet_estimate": chosen["miou"], "gmacs": chosen["gmacs"],
@@ -156,48 +189,52 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
         report = {"search": str(search_dir), "n_requested": cfg.n, "n_scored": len(samples), "cost_key": cost_key,
                   "budget": cfg.budget, "rule": rule, "settings": settings, "size": list(size),
                   "latency_table": bool(lat is not None), "chosen_index": chosen_i, "chosen": chosen,
-                  "second_look": second_look, "samples": samples}
-        paths = {"pareto.json": search_dir / "pareto.json", "genotype": out_path}
+                  "second_look": second_look, "world_size": info.world_size, "samples": samples}
         atomic_write_json(paths["pareto.json"], report)
     return SampleResult(samples, chosen, chosen_genotype, cost_key, cfg.budget, paths, time.perf_counter() - t_start)
 
 
-def _second_look(cfg: SampleConfig, samples: list[dict[str, Any]], first: int, cost_key: str, scorer: Any,
-                 searched: SearchConfig, net: Any, num_classes: int, device: torch.device,
-                 lat: CostTable | None) -> tuple[int, dict[str, Any]]:
+def _second_look(cfg: SampleConfig, info: DistInfo, samples: list[dict[str, Any]], first: int, cost_key: str,
+                 scorer: Any, searched: SearchConfig, net: Any, num_classes: int, device: torch.device,
+                 lat: CostTable | None) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
     """The finalists (the most accurate front samples within the budget) re-scored on more data and, with a
-    latency table of this device, timed end to end; the choice made again on those figures."""
+    latency table of this device, timed end to end; the choice made again on those figures. Under torchrun
+    every process scores a shard of the split for each finalist, then rank 0 alone times them and chooses."""
     top = finalists(samples, cost_key, cfg.budget, cfg.finalists)
     if isinstance(scorer, PathScorer) or scorer is None:
-        scorer = _path_scorer(cfg, searched, net, num_classes, device, limit=cfg.rescore_limit)
+        scorer = _path_scorer(cfg, searched, net, num_classes, device, limit=cfg.rescore_limit, dist=info)
     rescore(samples, top, scorer, net.macro)
-    timing = {"measured": False, "reason": "no latency table" if lat is None else "measure is off"}
-    if lat is not None and cfg.measure:
-        timing = measure_latency(samples, top, lat, net.macro, num_classes)
-    pick = choose(samples, top, cost_key, cfg.budget)
-    report = {"finalists": top, "first_choice": first, "rescore_limit": cfg.rescore_limit, **timing}
-    if pick is None:  # every finalist measured above the budget: the fastest of them, flagged
-        pick = min(top, key=lambda i: samples[i].get("measured_ms", samples[i][cost_key]))
-        report["over_budget"] = True
-        import warnings
+    result = None
+    if info.is_main:  # timed while the other processes wait, so that they do not disturb the measurement
+        timing = {"measured": False, "reason": "no latency table" if lat is None else "measure is off"}
+        if lat is not None and cfg.measure:
+            timing = measure_latency(samples, top, lat, net.macro, num_classes)
+        pick = choose(samples, top, cost_key, cfg.budget)
+        report = {"finalists": top, "first_choice": first, "rescore_limit": cfg.rescore_limit, **timing}
+        if pick is None:  # every finalist measured above the budget: the fastest of them, flagged
+            pick = min(top, key=lambda i: samples[i].get("measured_ms", samples[i][cost_key]))
+            report["over_budget"] = True
+            import warnings
 
-        warnings.warn(f"every finalist measured above the budget {cfg.budget:g} ms; chose the fastest "
-                      f"({samples[pick]['measured_ms']:.4g} ms): raise the budget, or search with a lower target",
-                      stacklevel=2)
-    return pick, report
+            warnings.warn(f"every finalist measured above the budget {cfg.budget:g} ms; chose the fastest "
+                          f"({samples[pick]['measured_ms']:.4g} ms): raise the budget, or search with a lower "
+                          "target", stacklevel=2)
+        result = (pick, report, samples)
+    return broadcast_object(result)
 
 
-def _path_scorer(cfg: SampleConfig, searched: SearchConfig, net: Any, num_classes: int,
-                 device: torch.device, limit: int | None | str = "config") -> PathScorer:
+def _path_scorer(cfg: SampleConfig, searched: SearchConfig, net: Any, num_classes: int, device: torch.device,
+                 limit: int | None | str = "config", dist: DistInfo = DistInfo()) -> PathScorer:
     """The supernet path scorer on the search's data: BatchNorm batches from its training split (its crop and
-    batch size), mIoU on ``cfg.split`` (``cfg.val_limit`` images, or ``limit``: None for the whole split)."""
+    batch size), mIoU on ``cfg.split`` (``cfg.val_limit`` images, or ``limit``: None for the whole split); with
+    ``dist`` each process scores its shard of the split and ``evaluate`` sums the confusion matrices."""
     from squeezenas.data import dataset_info
     from squeezenas.engine.loaders import build_eval_dataset, build_eval_loader
 
     limit = cfg.val_limit if limit == "config" else limit
     val = build_eval_dataset(searched.dataset, searched.data_root, cfg.split, cfg.val_size, limit,
                              **searched.data_options)
-    return PathScorer(net, bn_batches(searched, cfg.bn_batches, cfg.seed), build_eval_loader(val, cfg.workers),
+    return PathScorer(net, bn_batches(searched, cfg.bn_batches, cfg.seed), build_eval_loader(val, cfg.workers, dist),
                       num_classes, device, dataset_info(searched.dataset, searched.data_root).ignore_index)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -114,3 +114,21 @@ class ScoreCache:
         self.scores[genotype.ops] = score
         with self.path.open("a") as f:
             f.write(json.dumps({"settings": self.key, "genotype": list(genotype.ops), "score": score}) + "\n")
+
+
+def score_paths(genotypes: Sequence[Genotype], scorer: Callable[[Genotype], dict[str, float]],
+                cache: ScoreCache | None = None, progress: bool = False) -> dict[tuple[str, ...], dict[str, float]]:
+    """``scorer``'s score of each genotype (added to ``cache`` as soon as it is known, so an interrupted run keeps
+    it), keyed by the genotype's ops. Each path is scored alone: the order, and the other paths, never matter."""
+    from tqdm import tqdm
+
+    scores: dict[tuple[str, ...], dict[str, float]] = {}
+    bar = tqdm(total=len(genotypes), desc="scoring paths", unit="arch", dynamic_ncols=True, disable=not progress)
+    for g in genotypes:
+        scores[g.ops] = score = scorer(g)
+        if cache is not None:
+            cache.add(g, score)
+        bar.set_postfix(miou=f"{score['miou']:.3f}")
+        bar.update(1)
+    bar.close()
+    return scores
