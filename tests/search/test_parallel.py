@@ -273,3 +273,16 @@ def test_the_global_batch_must_split_evenly():
     for world in (4, 5):
         with pytest.raises(ConfigError, match="batch_size 6 is the global batch"):
             check_world(cfg, DistInfo(0, world))
+
+
+def test_amp_runs_the_search(tiny_config, tmp_path, mac_small):
+    """--amp: autocast around the loss (bfloat16 here on CPU; float16 with gradient scaling on CUDA)."""
+    r = run_search(tiny_config(tmp_path / "amp", crop=(32, 64), epochs=1, steps_per_epoch=1, amp=True), mac_small)
+    assert r.finished and all(torch.isfinite(torch.tensor(r.probabilities)).flatten())
+    assert r.history[-1]["peak_memory_gib"] > 0
+
+
+def test_the_command_lines(parse):
+    assert parse("sample", ["--search", "s", "--num-samples", "7"]).n == 7  # torchrun takes "--n" for its own
+    with pytest.raises(SystemExit):
+        parse("search", ["--world-size", "2"])  # set by torchrun, never an option
