@@ -36,7 +36,7 @@ from squeezenas.search.objective import (
 )
 from squeezenas.search.outputs import SearchResult, finish, theta_entry, write_epoch
 from squeezenas.search.parallel import Replicas
-from squeezenas.space.macro import get_space
+from squeezenas.space.macro import MacroArch, get_space
 from squeezenas.supernet import SuperNet
 from squeezenas.utils.config import to_dict
 from squeezenas.utils.io import LOCK_FILE, RunLock, atomic_write_json, check_output
@@ -241,7 +241,7 @@ class _Run:
     cfg: SearchConfig
     cost_table: CostTable
     cost: CostModel
-    macro: Any
+    macro: MacroArch
     size: tuple[int, int]
     data: SearchData
     rep: Replicas
@@ -261,6 +261,7 @@ class _Run:
 
 def _start(run: _Run, resume: bool, stop_after: int | None, on_epoch: Callable[..., None] | None,
            t_call: float) -> SearchResult:
+    """This rank's loaders, the supernet (identical on every rank) and its optimisers; then the locked search."""
     cfg, rep, data = run.cfg, run.rep, run.data
     data.loader = rep.shard(data.loader, cfg.batch_size)
     if data.theta_loader is not None:

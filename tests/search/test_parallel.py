@@ -23,7 +23,7 @@ import torch
 
 from squeezenas.engine.distributed import DistInfo, GlobalBatchShards
 from squeezenas.engine.loaders import batches, epoch_seed
-from squeezenas.search.config import SampleConfig, SearchConfig
+from squeezenas.search.config import SearchConfig
 from squeezenas.search.data import build_data, check_world
 from squeezenas.search.loop import run_search
 from squeezenas.search.parallel import Replicas, rank_seed
