@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand → module under squeezenas.cli; each defines add_arguments(parser) and run(args) -> int | None
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (FileNotFoundError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"squeezenas {args.command}: error: {msg}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process fails alike: one says why
+            print(f"squeezenas {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 
