@@ -33,6 +33,7 @@ class DemoConfig(DataFields, RunFields):
     warmup_epochs: int | None = None  # search epochs training weights only (θ frozen); None: the search's default
     samples: int = 40  # architectures drawn from the learned distribution and scored
     val_limit: int | None = 24  # validation images used to score each sampled path
+    finalists: int = 5  # the most accurate samples within the target re-scored on the whole split and timed
     train_epochs: int = 10
     train_steps: int | None = 25  # steps per retraining epoch (None: the whole split)
     workers: int = 0  # DataLoader workers (0 keeps a tiny run cheap)
@@ -42,6 +43,7 @@ class DemoConfig(DataFields, RunFields):
         check_fields(self)
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be cpu or cuda (the device searched for and measured on), got {self.device!r}")
+        positive("finalists", self.finalists, allow_zero=True)
         for name in ("batch_size", "lut_rounds", "check_samples", "search_epochs", "search_steps", "samples",
                      "val_limit", "train_epochs", "train_steps", "threads"):
             positive(name, getattr(self, name))

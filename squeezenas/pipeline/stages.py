@@ -156,6 +156,7 @@ def select(cfg: DemoConfig, table: CostTable, target: float, out: Path) -> tuple
     _log(f"3/6 sample {cfg.samples} architectures and select at ≤ {target:.2f} ms")
     result = sample_and_select(SampleConfig(search=str(out / "search"), n=cfg.samples, budget=target,
                                             budget_kind="ms", bn_batches=4, val_limit=cfg.val_limit,
+                                            finalists=cfg.finalists,
                                             device=cfg.device, workers=cfg.workers, seed=cfg.seed,
                                             progress=cfg.progress), lut=table)
     draw_selection(out / "search")
