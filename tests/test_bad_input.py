@@ -53,7 +53,7 @@ def ws(tmp_path_factory) -> Path:
                          ("negative", lambda d: d["fixed"].__setitem__("stem", -1.0))):
         d = json.loads(json.dumps(good))
         change(d)
-        (ws / f"lut_{name}.json").write_text(json.dumps(d).replace("NaN", "NaN"))
+        (ws / f"lut_{name}.json").write_text(json.dumps(d))
     lat = dict(good, kind="latency", unit="ms", meta={"num_classes": 19})
     (ws / "lut_19_classes.json").write_text(json.dumps(lat))
     # a genotype whose inline macro has a stride of 3, and one with absurd channels

@@ -73,9 +73,6 @@ class SuperNet(SegmentationNet):
             theta = {"total": theta + cost, "accuracy": theta + cost.detach(), "cost": theta.detach() + cost}[view]
         return theta.masked_fill(~self.alive, float("-inf"))
 
-    def _masked_theta(self) -> torch.Tensor:
-        return self.logits("accuracy")
-
     def probabilities(self, view: str = "total") -> torch.Tensor:
         """p(i, j) = softmax over alive candidates of the logits (``logits(view)``); 0 for pruned ones."""
         return torch.softmax(self.logits(view), dim=-1)
@@ -186,7 +183,7 @@ class SuperNet(SegmentationNet):
             raise ValueError("keep must be at least 1")
         removed: list[tuple[int, str]] = []
         with torch.no_grad():
-            theta = self._masked_theta()
+            theta = self.logits("accuracy")
             for i in range(len(self.superblocks)):
                 alive = self.alive[i].nonzero().flatten().tolist()
                 for j in sorted(alive, key=lambda j: (theta[i, j].item(), -j))[: max(0, len(alive) - keep)]:
