@@ -107,6 +107,10 @@ CASES = {
                           "input_size must be"),
     "lut build: over a calibrated table": (["lut", "build", "--space", "small", "--size", "32", "64", "--out",
                                             "{ws}/calibrated.json"], "holds a calibrated table"),
+    "lut calibrate: report not JSON": (["lut", "calibrate", "--lut", "{ws}/lut_timed.json", "--report",
+                                        "{ws}/broken.png"], "broken.png: not a JSON check report"),
+    "lut calibrate: report of another table": (["lut", "calibrate", "--lut", "{ws}/lut_timed.json", "--report",
+                                                "{ws}/check_other.json"], "check_other.json: input_size is"),
     "info: size 0": (["info", "squeezenas_mac_small", "--size", "0", "0"], "size must be"),
     "info: zero classes": (["info", "squeezenas_mac_small", "--num-classes", "0"], "num_classes must be positive"),
     "bench: negative size": (["bench", "squeezenas_mac_small", "--size", "-1", "64"], "size must be"),
@@ -139,6 +143,11 @@ def prepared(ws: Path) -> Path:
     d = json.loads((ws / "mac.json").read_text())
     d["meta"]["calibration"] = {"overhead_ms": 0.1, "scale": 1.0, "n_networks": 12, "fitted": "2026-11-29"}
     (ws / "calibrated.json").write_text(json.dumps(d))
+    timing = {"backend": "eager", "device": "cpu", "dtype": "float32", "threads": 1, "statistic": "min"}
+    (ws / "lut_timed.json").write_text(json.dumps(dict(d, kind="latency", unit="ms",
+                                                       meta={"num_classes": 8, "timing": timing})))
+    (ws / "check_other.json").write_text(json.dumps({"space": "small", "input_size": [64, 128], **timing,
+                                                     "networks": []}))
     return ws
 
 

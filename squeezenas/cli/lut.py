@@ -2,6 +2,7 @@
 
   squeezenas lut build  --space small --size 360 480 --backend openvino --out lut.json
   squeezenas lut check  --lut lut.json --samples 24 --calibrate
+  squeezenas lut calibrate --lut lut.json --report check.json   # the fit of a saved check, without timing again
   squeezenas lut export --space small --size 360 480 --backend executorch --networks 12 --out bundle/
   squeezenas lut import bundle/results.json --out lut.json
 
@@ -55,6 +56,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     _measuring_args(c, "network")
     c.set_defaults(_lut=_check)
+
+    k = sub.add_parser("calibrate", help="store in the table the calibration fitted on a saved check report "
+                                         "(lut check --out), without timing the networks again")
+    k.add_argument("--lut", required=True, type=Path, help="latency table JSON (saved again with the calibration)")
+    k.add_argument("--report", required=True, type=Path, help="the JSON report 'lut check --out' wrote for this table")
+    k.set_defaults(_lut=_calibrate)
 
     e = sub.add_parser("export", help="write a bundle (ONNX, OpenVINO or ExecuTorch) to time on a device without "
                                       "squeezenas")
@@ -130,6 +137,17 @@ def _check(args: argparse.Namespace) -> int:
     if args.calibrate:
         c = report["calibration_fit"]
         print(f"stored calibration in {args.lut}: overhead {c['overhead_ms']:.3f} ms, scale {c['scale']:.4f}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from squeezenas.cost.lut.check import calibrate_lut_file
+
+    figures = calibrate_lut_file(args.lut, args.report)
+    c, cal = figures["calibration_fit"], figures["calibrated"]
+    print(f"stored calibration in {args.lut}: measured = {c['overhead_ms']:.3f} ms + {c['scale']:.4f} x predicted, "
+          f"fitted on {c['n_networks']} networks of {args.report} (held out: MAPE {cal['mape']:.2f}%, "
+          f"within 5% {cal['within_5pct']:.0%})")
     return 0
 
 

@@ -57,9 +57,16 @@ def test_defaults_are_the_min_of_three_rounds(tmp_path, space_file, capsys):
     assert table.meta["timing"]["statistic"] == "min" and table.meta["rounds"] == 3
     stem = table.meta["entries"][table.meta["fixed_keys"]["stem"]]
     assert table.fixed["stem"] == stem["min_ms"] == min(stem["round_values"]) and len(stem["round_values"]) == 3
-    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--json", "--max-other-cpu", "-1"]) == 0
+    assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--json", "--max-other-cpu", "-1",
+                 "--out", str(tmp_path / "check.json")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["statistic"] == "min" and report["rounds"] == 3
+    assert load_lut(out).calibration is None  # a check stores nothing without --calibrate ...
+    assert main(["lut", "calibrate", "--lut", str(out), "--report", str(tmp_path / "check.json")]) == 0
+    assert "stored calibration" in capsys.readouterr().out  # ... and its saved report can be applied later
+    stored = load_lut(out).calibration
+    assert (stored["overhead_ms"], stored["scale"]) == pytest.approx(
+        (report["calibration_fit"]["overhead_ms"], report["calibration_fit"]["scale"]))
     with pytest.raises(SystemExit):
         main(["lut", "build", "--space", space_file, "--size", "32", "64", "--statistic", "mode",
               "--out", str(tmp_path / "x.json")])

@@ -28,8 +28,8 @@ each key to its statistics (median, spread, repeats).
 
 from squeezenas.cost.lut.build import (LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, combine_rounds,
                                        partial_path)
-from squeezenas.cost.lut.check import (SpanningNet, check_lut, check_lut_file, evaluate_predictions,
-                                       spanning_genotypes)
+from squeezenas.cost.lut.check import (SpanningNet, calibrate_from_report, calibrate_lut_file, check_lut,
+                                       check_lut_file, evaluate_predictions, spanning_genotypes)
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
 from squeezenas.cost.lut.plan import (CONTEXTS, IDENTITY_KEY, LutPlan, PackedDecoder, Part, adapter_conv,
                                       default_context, output_sizes, packed_offset, plan_lut)
@@ -39,7 +39,8 @@ from squeezenas.cost.timing.contention import CpuMonitor, contention_summary, cp
 from squeezenas.cost.timing.targets import TimingTargets
 
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "LutPlan", "PARTIAL_SUFFIX",
-           "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut",
+           "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut", "calibrate_from_report",
+           "calibrate_lut_file",
            "check_device", "check_lut", "check_lut_file", "combine_rounds", "contention_summary", "cpu_load", "default_context",
            "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut",
            "measure_guarded", "output_sizes", "packed_offset", "partial_path", "plan_lut", "spanning_genotypes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import random
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -170,10 +171,57 @@ def check_lut(
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}
     if calibrate:
-        table.meta["calibration"] = {**report["calibration_fit"], "seed": seed,
-                                     "held_out_mape": report["calibrated"]["mape"],
-                                     "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        table.meta["calibration"] = _calibration_record(report, seed)
     return report
+
+
+def _calibration_record(report: dict[str, Any], seed: Any) -> dict[str, Any]:
+    """What ``table.meta["calibration"]`` holds: the fit on all of a check's networks, its held-out MAPE, when."""
+    return {**report["calibration_fit"], "seed": seed, "held_out_mape": report["calibrated"]["mape"],
+            "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+# the settings a check report records that must be the table's own for its networks to calibrate the table
+_REPORT_FIELDS = ("space", "input_size", "backend", "device", "dtype", "threads", "statistic")
+
+
+def calibrate_from_report(table: CostTable, report: dict[str, Any], where: str = "the report") -> dict[str, Any]:
+    """Store in ``table.meta["calibration"]`` the fit on the networks of a saved check report (``lut check --out``)
+    without timing them again, and return the report's figures recomputed for this table.
+
+    The report must be of this very table: the same space, resolution and timing settings, and every network's
+    raw prediction equal to this table's (a table rebuilt since the check predicts other sums). Anything else is
+    a ``LutError`` naming ``where`` and the field."""
+    if table.kind != "latency":
+        raise LutError(f"calibrate needs a latency table, got a {table.kind!r} table")
+    config = table_config(table).resolved()
+    own = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
+           "device": config.device, "dtype": config.dtype, "threads": config.threads, "statistic": config.statistic}
+    for field in _REPORT_FIELDS:
+        if field not in report:
+            raise LutError(f"{where}: no {field!r}: not a report of 'squeezenas lut check --out'")
+        if report[field] != own[field]:
+            raise LutError(f"{where}: {field} is {report[field]!r}, the table's is {own[field]!r}: "
+                           "a check of another table")
+    networks = report.get("networks")
+    if not isinstance(networks, list) or len(networks) < 3:
+        raise LutError(f"{where}: 'networks' must list at least 3 timed networks for a calibration")
+    rows = []
+    for k, r in enumerate(networks):
+        try:
+            genotype = Genotype(table.macro, tuple(r["genotype"]))
+            predicted, measured = table.predict(genotype), float(r["measured_ms"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise LutError(f"{where}: networks[{k}] is not a checked network of this table ({e})") from None
+        if abs(predicted - float(r["predicted_ms"])) > 1e-6 * max(1.0, abs(predicted)):
+            raise LutError(f"{where}: networks[{k}] was predicted {r['predicted_ms']:.4f} ms, this table predicts "
+                           f"{predicted:.4f} ms: the report is of another build of the table")
+        if not math.isfinite(measured) or measured <= 0:
+            raise LutError(f"{where}: networks[{k}].measured_ms is {measured!r}, not a positive time")
+        rows.append({**r, "predicted_ms": predicted, "measured_ms": measured})
+    figures = evaluate_predictions(table, rows)
+    table.meta["calibration"] = {**_calibration_record(figures, report.get("seed")), "from_report": where}
+    return figures
 
 
 def check_lut_file(path: str | Path, samples: int = 20, seed: int = 0, *, calibrate: bool = False,
@@ -193,3 +241,20 @@ def check_lut_file(path: str | Path, samples: int = 20, seed: int = 0, *, calibr
     if out is not None:
         atomic_write_json(out, report)
     return report
+
+
+def calibrate_lut_file(path: str | Path, report_path: str | Path) -> dict[str, Any]:
+    """``calibrate_from_report`` of the table at ``path`` with the report at ``report_path``; the table is saved
+    again (atomically) only when the report fits it."""
+    import json
+
+    try:
+        report = json.loads(Path(report_path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LutError(f"{report_path}: not a JSON check report ({e})") from None
+    if not isinstance(report, dict):
+        raise LutError(f"{report_path}: not a JSON check report (a JSON object)")
+    table = load_lut(path)
+    figures = calibrate_from_report(table, report, where=str(report_path))
+    table.save(path)  # atomic
+    return figures

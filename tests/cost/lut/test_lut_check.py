@@ -92,3 +92,49 @@ def test_check_rounds():
     report = check_lut(table, samples=4, rounds=3, progress=False, measure_fn=network_timer)
     assert len(calls) == 12 and report["rounds"] == 3
     assert all(len(r["round_medians"]) == 3 for r in report["networks"])
+
+
+def _checked_table(tmp_path):
+    """A tiny table and a saved check report whose networks cost 2 ms + 1.5 × the table's sum."""
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+
+    def network_timer(model, shape, config):
+        return fake_timing(2.0 + 1.5 * table.predict(model.genotype), shape, config)
+
+    report = check_lut(table, samples=6, seed=0, progress=False, measure_fn=network_timer)
+    assert "calibration" not in table.meta  # without calibrate, the check stores nothing
+    table.save(tmp_path / "t.json")
+    (tmp_path / "check.json").write_text(json.dumps(report))
+    return report
+
+
+def test_calibrate_from_a_saved_report_stores_the_checks_fit(tmp_path):
+    from squeezenas.cost.lut import calibrate_lut_file, load_lut
+
+    report = _checked_table(tmp_path)
+    figures = calibrate_lut_file(tmp_path / "t.json", tmp_path / "check.json")
+    stored = load_lut(tmp_path / "t.json").calibration
+    assert stored["overhead_ms"] == pytest.approx(2.0, abs=1e-6) and stored["scale"] == pytest.approx(1.5)
+    assert stored["n_networks"] == 6 and stored["seed"] == 0 and stored["from_report"].endswith("check.json")
+    assert figures["calibrated"]["mape"] == pytest.approx(report["calibrated"]["mape"], abs=1e-9)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(backend="onnxruntime"), "backend is 'onnxruntime'"),
+    (lambda r: r.update(input_size=[64, 128]), "input_size is [64, 128]"),
+    (lambda r: r["networks"][1].update(predicted_ms=r["networks"][1]["predicted_ms"] + 0.5),
+     "networks[1] was predicted"),
+    (lambda r: r["networks"][2].update(measured_ms=float("nan")), "networks[2].measured_ms"),
+    (lambda r: r.update(networks=r["networks"][:2]), "at least 3"),
+    (lambda r: r.pop("statistic"), "no 'statistic'"),
+])
+def test_calibrate_refuses_a_report_of_another_table(tmp_path, change, message):
+    from squeezenas.cost.lut import LutError, calibrate_lut_file
+
+    report = _checked_table(tmp_path)
+    change(report)
+    (tmp_path / "check.json").write_text(json.dumps(report))
+    before = (tmp_path / "t.json").read_bytes()
+    with pytest.raises(LutError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        calibrate_lut_file(tmp_path / "t.json", tmp_path / "check.json")
+    assert (tmp_path / "t.json").read_bytes() == before  # nothing written
