@@ -223,6 +223,15 @@ def _second_look(cfg: SampleConfig, info: DistInfo, samples: list[dict[str, Any]
     return broadcast_object(result)
 
 
+def path_scorer(cfg: SampleConfig, limit: int | None | str = "config") -> PathScorer:
+    """The path scorer of the finished search in ``cfg.search`` (its supernet, BatchNorm batches and validation
+    split, as ``sample_and_select`` scores), to score given genotypes again, e.g. on the whole split
+    (``limit=None``)."""
+    dev = resolve_device(cfg.device, env_dist_info())
+    net, scfg, ckpt = load_search(Path(cfg.search), dev)
+    return _path_scorer(cfg, scfg, net, int(ckpt["num_classes"]), dev, limit=limit)
+
+
 def _path_scorer(cfg: SampleConfig, searched: SearchConfig, net: Any, num_classes: int, device: torch.device,
                  limit: int | None | str = "config", dist: DistInfo = DistInfo()) -> PathScorer:
     """The supernet path scorer on the search's data: BatchNorm batches from its training split (its crop and

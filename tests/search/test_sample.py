@@ -10,8 +10,8 @@ import torch
 
 from squeezenas.cost.tables import CostTable, CostTableError
 from squeezenas.search.config import SampleConfig
-from squeezenas.search.sample import sample_and_select, sample_genotypes
-from squeezenas.space.genotype import load_genotype
+from squeezenas.search.sample import path_scorer, sample_and_select, sample_genotypes
+from squeezenas.space.genotype import Genotype, load_genotype
 from squeezenas.space.macro import get_space
 from squeezenas.utils.config import ConfigError
 
@@ -70,6 +70,11 @@ def test_sample_and_select_on_a_tiny_search(tiny_search):
     assert [r3.samples[i]["genotype"] for i in look["finalists"]] == [s["genotype"] for s in top]
     assert r3.chosen["miou_rescored"] == max(r3.samples[i]["miou_rescored"] for i in look["finalists"])
     assert not look["measured"]  # a MAC search: nothing to time
+    # the same scorer outside the sample step: a finalist's whole-split score again, exactly
+    finalist = r3.samples[look["finalists"][0]]
+    scorer = path_scorer(_config(tiny_search), limit=None)
+    again = scorer(Genotype(chosen.macro, tuple(finalist["genotype"])))
+    assert again["miou"] == pytest.approx(finalist["miou_rescored"], abs=1e-9)
     with pytest.raises(ValueError, match="latency table"):
         sample_and_select(_config(tiny_search, n=2, budget=1.0, budget_kind="ms"))
 
