@@ -1,0 +1,167 @@
+"""Does the runtime that measured the table change the network the search picks? For each deployment runtime's
+latency table of this CPU (bench/runtime_tables.sh, Small at 360×480, 11 classes), search CamVid for a network as
+fast as the released squeezenas_lat_small in that runtime, select it (second look: finalists timed end to end in
+that runtime), then time every chosen network and lat_small in every runtime. Every step resumes.
+
+    python bench/runtime_search.py --tables bench/results/lut/runtimes --out runs/runtime_search
+    → bench/results/runtime_search/summary.json, summary.md   (and runs/runtime_search/<backend>/: table, search)
+
+The search flags are the defaults (docs/SEARCH.md) except --supernet path (6x the mixture's throughput on this CPU,
+bench/results/supernet/) and the short schedule of --epochs; the table of each run is a copy of the committed one
+with the calibration of its committed check stored (``squeezenas lut calibrate``), so targets and budgets are in
+measured milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from squeezenas.cost.benchmark import benchmark  # noqa: E402
+from squeezenas.cost.lut import calibrate_lut_file, load_lut, table_config  # noqa: E402
+from squeezenas.models import build_model, get_model  # noqa: E402
+from squeezenas.models.zoo import get_model_entry  # noqa: E402
+from squeezenas.search import SampleConfig, SearchConfig, run_search, sample_and_select  # noqa: E402
+from squeezenas.space.genotype import Genotype  # noqa: E402
+from squeezenas.utils.io import atomic_write_json  # noqa: E402
+
+REFERENCE = "squeezenas_lat_small"
+
+
+def reference_genotype(table) -> Genotype:
+    return Genotype(table.macro, get_model_entry(REFERENCE).genotype.ops)
+
+
+def search_one(backend: str, args: argparse.Namespace) -> dict:
+    """Table copy + calibration, search, sample with the second look; returns the chosen network's record."""
+    root = Path(args.out) / backend
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"small_{args.size[0]}x{args.size[1]}_{backend}"
+    lut = root / "lut.json"
+    if not lut.is_file():
+        shutil.copyfile(Path(args.tables) / f"{stem}.json", lut)
+        calibrate_lut_file(lut, Path(args.tables) / f"{stem}_check.json")
+    table = load_lut(lut)
+    target = table.predict(reference_genotype(table), calibrated=True)
+    search = root / "search"
+    scfg = SearchConfig(space="small", dataset="camvid", data_root=args.data_root, cost="latency", lut=str(lut),
+                        target=target, supernet="path", epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                        crop=tuple(args.crop),
+                        batch_size=args.batch_size, workers=args.workers, device="cpu", seed=args.seed,
+                        progress=False, out=str(search))
+    t0 = time.perf_counter()
+    if not (search / "result.json").is_file():
+        run_search(scfg, table, resume=(search / "checkpoint.pt").is_file())
+    searched = time.perf_counter() - t0
+    if not (search / "pareto.json").is_file():
+        sample_and_select(SampleConfig(search=str(search), n=args.n, val_limit=args.val_limit,
+                                       val_size=tuple(args.val_size), budget=target, finalists=args.finalists,
+                                       device="cpu", workers=args.workers, seed=args.seed, progress=False))
+    pareto = json.loads((search / "pareto.json").read_text())
+    chosen = pareto.get("chosen")
+    print(f"[{backend}] target {target:.2f} ms; chosen: "
+          + (f"score {chosen['miou']:.3f}, predicted {chosen['latency_ms']:.2f} ms, measured "
+             f"{chosen.get('measured_ms', float('nan')):.2f} ms" if chosen else "none within the budget"), flush=True)
+    return {"backend": backend, "target_ms": target, "calibration": table.calibration, "chosen": chosen,
+            "search_seconds_this_call": round(searched, 1), "theta_entropy": _entropy(search)}
+
+
+def _entropy(search: Path) -> float | None:
+    log = search / "log.csv"
+    if not log.is_file():
+        return None
+    last = log.read_text().strip().splitlines()[-1].split(",")
+    header = log.read_text().splitlines()[0].split(",")
+    return float(last[header.index("entropy")])
+
+
+def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
+    """Every chosen network and the reference timed end to end in every runtime, each with that runtime's table
+    settings; cached in OUT/cross.json so a rerun times only what is missing."""
+    cache_path = Path(args.out) / "cross.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    tables = {r["backend"]: load_lut(Path(args.out) / r["backend"] / "lut.json") for r in runs}
+    networks = {f"searched_{r['backend']}": r["chosen"]["genotype"] for r in runs if r["chosen"]}
+    any_table = next(iter(tables.values()))
+    networks[REFERENCE] = list(reference_genotype(any_table).ops)
+    for name, ops in networks.items():
+        for backend, table in tables.items():
+            key = f"{name}@{backend}"
+            if key in cache:
+                continue
+            genotype = Genotype(table.macro, tuple(ops))
+            config = table_config(table)
+            net = build_model(genotype, num_classes=int(table.meta["num_classes"]))
+            stats = benchmark(net, tuple(table.input_size), config, memory=False)
+            cache[key] = {"measured_ms": stats[f"{config.statistic}_ms"],
+                          "predicted_ms": table.predict(genotype, calibrated=True)}
+            atomic_write_json(cache_path, cache)
+            print(f"  {name} in {backend}: {cache[key]['measured_ms']:.2f} ms (table {cache[key]['predicted_ms']:.2f})",
+                  flush=True)
+    return {"networks": networks, "cells": cache}
+
+
+def write_markdown(summary: dict, path: Path) -> None:
+    backends = [r["backend"] for r in summary["runs"]]
+    cells = summary["cross"]["cells"]
+    lines = ["# The network searched under each runtime's table, timed in every runtime", "",
+             f"CamVid, Small at {summary['size'][0]}×{summary['size'][1]}, 11 classes, this CPU "
+             f"(threads as each table: {summary['threads']}); target = {REFERENCE}'s calibrated latency in that "
+             "runtime's table. Measured end to end, min of the timing procedure (ms); in brackets the table's "
+             "calibrated prediction.", "",
+             "| network | " + " | ".join(backends) + " | supernet score | genotype |",
+             "|---|" + "---|" * (len(backends) + 2)]
+    scores = {f"searched_{r['backend']}": r["chosen"] for r in summary["runs"] if r["chosen"]}
+    for name, ops in summary["cross"]["networks"].items():
+        row = []
+        for b in backends:
+            c = cells.get(f"{name}@{b}")
+            row.append("–" if c is None else f"{c['measured_ms']:.2f} ({c['predicted_ms']:.2f})")
+        chosen = scores.get(name)
+        score = "" if chosen is None else f"{chosen.get('miou_rescored', chosen['miou']):.3f}"
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {score} | `{' '.join(ops)}` |")
+    lines += ["", "Targets (ms): " + ", ".join(f"{r['backend']} {r['target_ms']:.2f}" for r in summary["runs"]), "",
+              "Command: `" + summary["command"] + "`", ""]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tables", default="bench/results/lut/runtimes", help="folder of bench/runtime_tables.sh")
+    p.add_argument("--backends", nargs="+", default=["eager", "onnxruntime", "openvino", "executorch"])
+    p.add_argument("--size", type=int, nargs=2, default=(360, 480), help="the tables' (deployment) size")
+    p.add_argument("--data-root", default="../shared/data/camvid")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap an epoch's steps (smoke runs)")
+    p.add_argument("--crop", type=int, nargs=2, default=(176, 240))
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n", type=int, default=48, help="architectures sampled and scored")
+    p.add_argument("--val-limit", type=int, default=24, help="validation images (evenly strided) per score")
+    p.add_argument("--val-size", type=int, nargs=2, default=(180, 240), help="input size of the path scores")
+    p.add_argument("--finalists", type=int, default=3, help="second look: re-scored and timed in the runtime")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/runtime_search")
+    p.add_argument("--results", default="bench/results/runtime_search")
+    args = p.parse_args()
+    runs = [search_one(b, args) for b in args.backends]
+    cross = cross_runtime(runs, args)
+    threads = sorted({load_lut(Path(args.out) / b / "lut.json").meta["threads"] for b in args.backends})
+    summary = {"size": list(args.size), "threads": threads, "runs": runs, "cross": cross,
+               "settings": {k: v for k, v in vars(args).items()},
+               "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv])}
+    out = Path(args.results)
+    atomic_write_json(out / "summary.json", summary)
+    write_markdown(summary, out / "summary.md")
+    print(f"wrote {out / 'summary.json'} and summary.md")
+
+
+if __name__ == "__main__":
+    main()
