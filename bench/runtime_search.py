@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squeezenas.cost.benchmark import benchmark  # noqa: E402
 from squeezenas.cost.lut import calibrate_lut_file, load_lut, table_config  # noqa: E402
-from squeezenas.models import build_model, get_model  # noqa: E402
+from squeezenas.models import build_model  # noqa: E402
 from squeezenas.models.zoo import get_model_entry  # noqa: E402
 from squeezenas.search import SampleConfig, SearchConfig, run_search, sample_and_select  # noqa: E402
 from squeezenas.space.genotype import Genotype  # noqa: E402
@@ -45,9 +46,11 @@ def search_one(backend: str, args: argparse.Namespace) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     stem = f"small_{args.size[0]}x{args.size[1]}_{backend}"
     lut = root / "lut.json"
-    if not lut.is_file():
-        shutil.copyfile(Path(args.tables) / f"{stem}.json", lut)
-        calibrate_lut_file(lut, Path(args.tables) / f"{stem}_check.json")
+    if not lut.is_file():  # calibrated before it takes its name: a copy left uncalibrated would pass for done
+        tmp = root / "lut.tmp.json"
+        shutil.copyfile(Path(args.tables) / f"{stem}.json", tmp)
+        calibrate_lut_file(tmp, Path(args.tables) / f"{stem}_check.json")
+        os.replace(tmp, lut)
     table = load_lut(lut)
     target = table.predict(reference_genotype(table), calibrated=True)
     search = root / "search"
@@ -60,12 +63,15 @@ def search_one(backend: str, args: argparse.Namespace) -> dict:
     if not (search / "result.json").is_file():
         run_search(scfg, table, resume=(search / "checkpoint.pt").is_file())
     searched = time.perf_counter() - t0
-    if not (search / "pareto.json").is_file():
-        sample_and_select(SampleConfig(search=str(search), n=args.n, val_limit=args.val_limit,
-                                       val_size=tuple(args.val_size), budget=target, finalists=args.finalists,
-                                       device="cpu", workers=args.workers, seed=args.seed, progress=False))
-    pareto = json.loads((search / "pareto.json").read_text())
-    chosen = pareto.get("chosen")
+    refused = root / "no_choice.json"
+    if not (search / "pareto.json").is_file() and not refused.is_file():
+        try:
+            sample_and_select(SampleConfig(search=str(search), n=args.n, val_limit=args.val_limit,
+                                           val_size=tuple(args.val_size), budget=target, finalists=args.finalists,
+                                           device="cpu", workers=args.workers, seed=args.seed, progress=False))
+        except ValueError as e:  # no sample within the budget: recorded, so that a rerun goes on to the next
+            atomic_write_json(refused, {"error": str(e)})
+    chosen = None if refused.is_file() else json.loads((search / "pareto.json").read_text()).get("chosen")
     print(f"[{backend}] target {target:.2f} ms; chosen: "
           + (f"score {chosen['miou']:.3f}, predicted {chosen['latency_ms']:.2f} ms, measured "
              f"{chosen.get('measured_ms', float('nan')):.2f} ms" if chosen else "none within the budget"), flush=True)
@@ -94,14 +100,15 @@ def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
     for name, ops in networks.items():
         for backend, table in tables.items():
             key = f"{name}@{backend}"
-            if key in cache:
-                continue
+            if cache.get(key, {}).get("genotype") == ops and cache[key]["calibration"] == table.calibration:
+                continue  # timed before, for this very network and table
             genotype = Genotype(table.macro, tuple(ops))
             config = table_config(table)
             net = build_model(genotype, num_classes=int(table.meta["num_classes"]))
             stats = benchmark(net, tuple(table.input_size), config, memory=False)
             cache[key] = {"measured_ms": stats[f"{config.statistic}_ms"],
-                          "predicted_ms": table.predict(genotype, calibrated=True)}
+                          "predicted_ms": table.predict(genotype, calibrated=True), "genotype": ops,
+                          "calibration": table.calibration}
             atomic_write_json(cache_path, cache)
             print(f"  {name} in {backend}: {cache[key]['measured_ms']:.2f} ms (table {cache[key]['predicted_ms']:.2f})",
                   flush=True)

@@ -100,9 +100,7 @@ def sample_and_select(cfg: SampleConfig, *, scorer: Callable[[Genotype], dict[st
     search_dir = Path(cfg.search)
     dev = resolve_device(cfg.device, info)
     net, scfg, ckpt = load_search(search_dir, dev)
-    if int(ckpt["epoch"]) < scfg.epochs:
-        raise ValueError(f"the search in {search_dir} has finished {ckpt['epoch']} of its {scfg.epochs} epochs; "
-                         f"continue it first: squeezenas search --out {search_dir} --resume")
+    _check_finished(search_dir, ckpt, scfg)
     out_path = check_output(cfg.out if cfg.out is not None else search_dir / "chosen_genotype.json", what="--out")
     macro = net.macro
     size = tuple(ckpt["cost"]["size"])
@@ -223,12 +221,19 @@ def _second_look(cfg: SampleConfig, info: DistInfo, samples: list[dict[str, Any]
     return broadcast_object(result)
 
 
+def _check_finished(search_dir: Path, ckpt: dict[str, Any], scfg: SearchConfig) -> None:
+    if int(ckpt["epoch"]) < scfg.epochs:
+        raise ValueError(f"the search in {search_dir} has finished {ckpt['epoch']} of its {scfg.epochs} epochs; "
+                         f"continue it first: squeezenas search --out {search_dir} --resume")
+
+
 def path_scorer(cfg: SampleConfig, limit: int | None | str = "config") -> PathScorer:
     """The path scorer of the finished search in ``cfg.search`` (its supernet, BatchNorm batches and validation
     split, as ``sample_and_select`` scores), to score given genotypes again, e.g. on the whole split
     (``limit=None``)."""
     dev = resolve_device(cfg.device, env_dist_info())
     net, scfg, ckpt = load_search(Path(cfg.search), dev)
+    _check_finished(Path(cfg.search), ckpt, scfg)
     return _path_scorer(cfg, scfg, net, int(ckpt["num_classes"]), dev, limit=limit)
 
 

@@ -39,9 +39,9 @@ from squeezenas.cost.timing.contention import CpuMonitor, contention_summary, cp
 from squeezenas.cost.timing.targets import TimingTargets
 
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "LutPlan", "PARTIAL_SUFFIX",
-           "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut", "calibrate_from_report",
-           "calibrate_lut_file",
-           "check_device", "check_lut", "check_lut_file", "combine_rounds", "contention_summary", "cpu_load", "default_context",
-           "error_summary", "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut",
-           "measure_guarded", "output_sizes", "packed_offset", "partial_path", "plan_lut", "spanning_genotypes",
-           "table_config", "warn_if_busy"]
+           "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut",
+           "calibrate_from_report", "calibrate_lut_file", "check_device", "check_lut", "check_lut_file",
+           "combine_rounds", "contention_summary", "cpu_load", "default_context", "error_summary",
+           "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
+           "output_sizes", "packed_offset", "partial_path", "plan_lut", "spanning_genotypes", "table_config",
+           "warn_if_busy"]

@@ -203,6 +203,9 @@ def calibrate_from_report(table: CostTable, report: dict[str, Any], where: str =
         if report[field] != own[field]:
             raise LutError(f"{where}: {field} is {report[field]!r}, the table's is {own[field]!r}: "
                            "a check of another table")
+    if report.get("fingerprint_differences"):
+        raise LutError(f"{where}: the check ran on another device than the table's "
+                       f"({'; '.join(map(str, report['fingerprint_differences']))}): its fit is not this table's")
     networks = report.get("networks")
     if not isinstance(networks, list) or len(networks) < 3:
         raise LutError(f"{where}: 'networks' must list at least 3 timed networks for a calibration")
@@ -210,11 +213,13 @@ def calibrate_from_report(table: CostTable, report: dict[str, Any], where: str =
     for k, r in enumerate(networks):
         try:
             genotype = Genotype(table.macro, tuple(r["genotype"]))
-            predicted, measured = table.predict(genotype), float(r["measured_ms"])
+            predicted = table.predict(genotype)
+            claimed, measured = float(r["predicted_ms"]), float(r["measured_ms"])
         except (KeyError, TypeError, ValueError) as e:
-            raise LutError(f"{where}: networks[{k}] is not a checked network of this table ({e})") from None
-        if abs(predicted - float(r["predicted_ms"])) > 1e-6 * max(1.0, abs(predicted)):
-            raise LutError(f"{where}: networks[{k}] was predicted {r['predicted_ms']:.4f} ms, this table predicts "
+            raise LutError(f"{where}: networks[{k}] is not a checked network of this table "
+                           f"({type(e).__name__}: {e})") from None
+        if not math.isclose(predicted, claimed, rel_tol=1e-6, abs_tol=1e-6):  # NaN is never close
+            raise LutError(f"{where}: networks[{k}] was predicted {claimed:.4f} ms, this table predicts "
                            f"{predicted:.4f} ms: the report is of another build of the table")
         if not math.isfinite(measured) or measured <= 0:
             raise LutError(f"{where}: networks[{k}].measured_ms is {measured!r}, not a positive time")
