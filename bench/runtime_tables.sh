@@ -6,14 +6,15 @@
 #   FORCE=1 bash bench/runtime_tables.sh    # do not wait (figures from a busy machine are wrong)
 #
 # Per size and backend:
-#   squeezenas lut build --space small --size H W --backend B --out OUT/small_HxW_B.json
+#   squeezenas lut build --space small --size H W --num-classes 11 --backend B --out OUT/small_HxW_B.json
 #   squeezenas lut check --lut OUT/small_HxW_B.json --samples 24 --out OUT/small_HxW_B_check.json
 # then OUT/summary.md (build time, held-out calibrated share within ±5% and ±10%, raw τ, ...) and, per size,
 # OUT/disagree_HxW.md with the figure PLOTS/lut_runtimes_HxW.png (where the runtimes disagree about which
 # candidates are cheap). Every step is skipped when its output exists (a table build resumes from its partial
 # file), so an interrupted run can simply be started again.
 #
-# Settings (environment): BACKENDS ("eager onnxruntime openvino executorch"), SIZES ("128x256 360x480"),
+# Settings (environment): BACKENDS ("eager onnxruntime openvino executorch"), SIZES ("128x256 360x480"), CLASSES
+# (11, CamVid's: the 360x480 tables then serve bench/runtime_search.py; the decoder's cost depends on the classes),
 # SPACE (small; a name or a space file), SAMPLES (24), OUT (bench/results/lut/runtimes), PLOTS (docs/img),
 # BUILD_FLAGS / CHECK_FLAGS (extra options, empty: the defaults), MAX_WAIT (s, 7200), THREADS (empty: the default,
 # what a deployment here uses, torch's thread count; e.g. THREADS=1 for a table of one thread, OUT elsewhere).
@@ -30,7 +31,8 @@ SPACE=${SPACE:-small}
 SAMPLES=${SAMPLES:-24}
 OUT=${OUT:-bench/results/lut/runtimes}
 PLOTS=${PLOTS:-docs/img}
-BUILD_FLAGS="${BUILD_FLAGS:-}${THREADS:+ --threads $THREADS}"
+CLASSES=${CLASSES:-11}
+BUILD_FLAGS="--num-classes $CLASSES ${BUILD_FLAGS:-}${THREADS:+ --threads $THREADS}"
 CHECK_FLAGS=${CHECK_FLAGS:-}
 SQ="$PY -m squeezenas.cli.main"
 name=$(basename "${SPACE%.*}")
