@@ -19,7 +19,8 @@ def test_demo_config_presets_and_overrides():
 def test_tiny_demo_end_to_end(tmp_path):
     cfg = demo_config(out=str(tmp_path / "demo"), size=(64, 128), crop=(64, 128), batch_size=4,
                       lut_min_run_time=0.005, lut_retries=0, lut_rounds=1, check_samples=3, search_epochs=2,
-                      search_steps=2, warmup_epochs=1, samples=3, val_limit=3, finalists=2, train_epochs=1, train_steps=2, threads=1,
+                      search_steps=2, warmup_epochs=1, samples=3, val_limit=3, finalists=2, train_epochs=1,
+                      train_steps=2, threads=1,
                       data_options={"num_samples": 12, "size": [64, 128]}, progress=False)
     s = run_demo(cfg)
     out = tmp_path / "demo"
