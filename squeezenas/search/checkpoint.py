@@ -130,8 +130,12 @@ def save_checkpoint(path: Path, st: SearchState, cfg: SearchConfig, macro: Macro
 
 
 def check_resume_config(saved: dict[str, Any], cfg: SearchConfig, where: str) -> None:
-    """A resumed search must be the same search: every field except RESUME_FREE must match."""
+    """A resumed search must be the same search: every field except RESUME_FREE must match. A field the saved
+    config lacks (written by a version before the field existed) counts as its default, which is what that
+    version did."""
     now = to_dict(cfg)
+    defaults = to_dict(SearchConfig())
+    saved = {**{k: defaults[k] for k in now if k not in saved}, **saved}
     diff = [f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
     if diff:
         raise ConfigError(f"{where}: cannot resume with a different config ({'; '.join(diff)}); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from squeezenas.models.builder import build_model
+from squeezenas.search.config import SearchConfig
 from squeezenas.search.loop import run_search
 from squeezenas.space.genotype import load_genotype
 from squeezenas.utils.config import ConfigError
@@ -104,3 +106,17 @@ def test_alternating_updates_with_warmup(tmp_path, mac_small, tiny_config):
     assert not torch.allclose(torch.tensor(theta[2]["probabilities"]), uniform, atol=1e-3)
     assert [h["phase"] for h in r.history] == ["warmup", "search"] and r.finished
     assert math.isfinite(r.history[-1]["ce"])
+
+
+def test_resume_config_check_counts_fields_an_older_checkpoint_lacks_as_their_defaults():
+    """A checkpoint written before a field existed resumes when the field is at its default (what that version
+    did), and is refused with the field named when it is not."""
+    from squeezenas.search.checkpoint import check_resume_config, to_dict
+
+    cfg = SearchConfig(epochs=3)
+    old = {k: v for k, v in to_dict(cfg).items() if k not in ("amp", "sync_bn")}
+    check_resume_config(old, cfg, "ckpt.pt")  # amp False and sync_bn True are the defaults: same search
+    with pytest.raises(ConfigError, match=r"ckpt\.pt: cannot resume with a different config \(amp: False → True\)"):
+        check_resume_config(old, dataclasses.replace(cfg, amp=True), "ckpt.pt")
+    with pytest.raises(ConfigError, match="epochs: 3 → 4"):
+        check_resume_config(to_dict(cfg), dataclasses.replace(cfg, epochs=4), "ckpt.pt")
