@@ -158,10 +158,7 @@ def check_lut(
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
-    report = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
-              "device": config.device, "dtype": config.dtype, "threads": config.threads, "seed": seed,
-              "statistic": config.statistic,
-              "rounds": rounds, "min_run_time": config.min_run_time,
+    report = {**_table_settings(table, config), "seed": seed, "rounds": rounds, "min_run_time": config.min_run_time,
               "fingerprint_differences": fingerprint_diff,
               "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
               "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),
@@ -181,8 +178,11 @@ def _calibration_record(report: dict[str, Any], seed: Any) -> dict[str, Any]:
             "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-# the settings a check report records that must be the table's own for its networks to calibrate the table
-_REPORT_FIELDS = ("space", "input_size", "backend", "device", "dtype", "threads", "statistic")
+def _table_settings(table: CostTable, config: TimingConfig) -> dict[str, Any]:
+    """What a check report records of its table and timing: the settings a report must share with a table for
+    its networks to calibrate that table (``calibrate_from_report``)."""
+    return {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
+            "device": config.device, "dtype": config.dtype, "threads": config.threads, "statistic": config.statistic}
 
 
 def calibrate_from_report(table: CostTable, report: dict[str, Any], where: str = "the report") -> dict[str, Any]:
@@ -194,10 +194,8 @@ def calibrate_from_report(table: CostTable, report: dict[str, Any], where: str =
     a ``LutError`` naming ``where`` and the field."""
     if table.kind != "latency":
         raise LutError(f"calibrate needs a latency table, got a {table.kind!r} table")
-    config = table_config(table).resolved()
-    own = {"space": table.space, "input_size": list(table.input_size), "backend": config.backend,
-           "device": config.device, "dtype": config.dtype, "threads": config.threads, "statistic": config.statistic}
-    for field in _REPORT_FIELDS:
+    own = _table_settings(table, table_config(table).resolved())
+    for field in own:
         if field not in report:
             raise LutError(f"{where}: no {field!r}: not a report of 'squeezenas lut check --out'")
         if report[field] != own[field]:
