@@ -15,12 +15,12 @@ measured milliseconds.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,10 +59,8 @@ def search_one(backend: str, args: argparse.Namespace) -> dict:
                         crop=tuple(args.crop),
                         batch_size=args.batch_size, workers=args.workers, device="cpu", seed=args.seed,
                         progress=False, out=str(search))
-    t0 = time.perf_counter()
     if not (search / "result.json").is_file():
         run_search(scfg, table, resume=(search / "checkpoint.pt").is_file())
-    searched = time.perf_counter() - t0
     refused = root / "no_choice.json"
     if not (search / "pareto.json").is_file() and not refused.is_file():
         try:
@@ -71,21 +69,28 @@ def search_one(backend: str, args: argparse.Namespace) -> dict:
                                            device="cpu", workers=args.workers, seed=args.seed, progress=False))
         except ValueError as e:  # no sample within the budget: recorded, so that a rerun goes on to the next
             atomic_write_json(refused, {"error": str(e)})
-    chosen = None if refused.is_file() else json.loads((search / "pareto.json").read_text()).get("chosen")
+    pareto = None if refused.is_file() else json.loads((search / "pareto.json").read_text())
+    chosen = pareto and pareto.get("chosen")
+    second_look = None  # the finalists' first and second scores, predicted and measured latency
+    if pareto and pareto.get("second_look"):
+        second_look = {**pareto["second_look"], "finalists": [
+            {k: pareto["samples"][i].get(k) for k in ("genotype", "miou", "miou_rescored", "latency_ms", "measured_ms")}
+            for i in pareto["second_look"]["finalists"]]}
     print(f"[{backend}] target {target:.2f} ms; chosen: "
           + (f"score {chosen['miou']:.3f}, predicted {chosen['latency_ms']:.2f} ms, measured "
              f"{chosen.get('measured_ms', float('nan')):.2f} ms" if chosen else "none within the budget"), flush=True)
     return {"backend": backend, "target_ms": target, "calibration": table.calibration, "chosen": chosen,
-            "search_seconds_this_call": round(searched, 1), "theta_entropy": _entropy(search)}
+            "second_look": second_look,
+            **(_search_log(search) or {})}
 
 
-def _entropy(search: Path) -> float | None:
+def _search_log(search: Path) -> dict[str, float] | None:
+    """From the search's log.csv: θ's entropy after the last epoch (uniform: ln 13) and the seconds of its steps."""
     log = search / "log.csv"
     if not log.is_file():
         return None
-    last = log.read_text().strip().splitlines()[-1].split(",")
-    header = log.read_text().splitlines()[0].split(",")
-    return float(last[header.index("entropy")])
+    rows = list(csv.DictReader(log.open()))
+    return {"theta_entropy": float(rows[-1]["entropy"]), "search_seconds": sum(float(r["seconds"]) for r in rows)}
 
 
 def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
