@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/camvid}
 OUT=${2:-runs/camvid_baselines}
 EPOCHS=${3:-30}
+RECIPE=${RECIPE:-v1}  # the recipe of the committed results (docs/RESULTS.md); v2: bench/camvid_recipe.sh
 DEVICE=${4:-cpu}
 BIN=${BIN:-.venv/bin}
 SQ="$BIN/squeezenas"

@@ -31,6 +31,7 @@ SIZE=${SIZE:-"180 240"}
 CROP=${CROP:-"176 240"}
 SEARCH_EPOCHS=${SEARCH_EPOCHS:-6}
 EPOCHS=${EPOCHS:-30}
+RECIPE=${RECIPE:-v1}  # the recipe of the committed results (bench/results/camvid_*); v2: bench/camvid_recipe.sh
 ALPHA=${ALPHA:-0.5}
 N=${N:-200}
 VAL_LIMIT=${VAL_LIMIT:-24}

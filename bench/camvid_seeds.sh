@@ -21,6 +21,7 @@ DEVICE=${DEVICE:-cpu}
 SIZE=${SIZE:-"180 240"}
 CROP=${CROP:-"176 240"}
 EPOCHS=${EPOCHS:-30}
+RECIPE=${RECIPE:-v1}  # the recipe of the committed results (bench/results/camvid_*); v2: bench/camvid_recipe.sh
 LANES=${LANES:-2}
 lane_env=(); [[ "$DEVICE" == cpu && "$LANES" -gt 1 ]] && lane_env=(env OMP_NUM_THREADS=1)
 # shellcheck source=bench/camvid_recipe.sh
