@@ -1,0 +1,77 @@
+"""Where the ±5% goal of the latency tables is lost, from check reports already on disk (no timing):
+
+- **repeatability**: each check network is timed in several round-robin rounds and the fastest round is its
+  figure; the gap between its fastest and second-fastest round says how far the figure itself can move when the
+  network is timed again. A network whose gap exceeds 5% cannot be predicted within ±5% reliably by any table.
+- **calibration form**: held-out (leave-one-out) share within ±5% / ±10% of the fit the tool stores
+  (measured ≈ overhead + scale · table sum) and of one with a MAC term (+ c · GMACs), which would stay additive
+  per candidate (so the search could use it), to see whether the misses are structure or noise.
+
+    python bench/lut_error_budget.py bench/results/lut/runtimes bench/results/lut/runtimes_1thread \
+        --out bench/results/lut/error_budget.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _loo(features: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Held-out predictions of a least-squares fit measured ≈ features · c."""
+    out = np.empty(len(measured))
+    for i in range(len(measured)):
+        keep = np.arange(len(measured)) != i
+        c, *_ = np.linalg.lstsq(features[keep], measured[keep], rcond=None)
+        out[i] = features[i] @ c
+    return out
+
+
+def _within(pred: np.ndarray, measured: np.ndarray, pct: float) -> float:
+    return float(np.mean(np.abs(pred - measured) / measured * 100 <= pct))
+
+
+def analyse(check: dict) -> dict:
+    rows = check["networks"]
+    p = np.array([r["predicted_ms"] for r in rows])
+    m = np.array([r["measured_ms"] for r in rows])
+    g = np.array([r["gmacs"] for r in rows])
+    gaps = np.array([sorted(r["round_values"])[1] / min(r["round_values"]) - 1 if len(r["round_values"]) > 1
+                     else np.nan for r in rows]) * 100
+    affine = _loo(np.c_[np.ones_like(p), p], m)
+    with_macs = _loo(np.c_[np.ones_like(p), p, g], m)
+    return {"networks": len(rows), "rounds": check.get("rounds"), "threads": check.get("threads"),
+            "median_round_gap_pct": float(np.nanmedian(gaps)), "share_round_gap_over_5pct": float(np.mean(gaps > 5)),
+            "affine_within_5": _within(affine, m, 5), "affine_within_10": _within(affine, m, 10),
+            "macs_within_5": _within(with_macs, m, 5), "macs_within_10": _within(with_macs, m, 10)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path, help="folders holding *_check.json reports")
+    ap.add_argument("--out", type=Path, help="write the table here (Markdown) and the figures next to it (.json)")
+    a = ap.parse_args()
+    head = ["check", "threads", "rounds", "networks", "median gap fastest→2nd round", "rounds gap > 5%",
+            "±5% affine (stored fit)", "±5% + MAC term", "±10% affine", "±10% + MAC term"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    results = {}
+    for folder in a.folders:
+        for f in sorted(folder.glob("*_check.json")):
+            r = analyse(json.loads(f.read_text()))
+            results[str(f)] = r
+            lines.append(f"| {f.parent.name}/{f.name.removesuffix('_check.json')} | {r['threads']} | {r['rounds']} | "
+                         f"{r['networks']} | {r['median_round_gap_pct']:.1f}% | {100 * r['share_round_gap_over_5pct']:.0f}% | "
+                         f"{100 * r['affine_within_5']:.0f}% | {100 * r['macs_within_5']:.0f}% | "
+                         f"{100 * r['affine_within_10']:.0f}% | {100 * r['macs_within_10']:.0f}% |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+        a.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
