@@ -160,7 +160,7 @@ class SampleConfig(RunFields):
     lut: str | None = None  # latency lookup table to cost the samples with (default: the search's, if latency)
     bn_batches: int = 8  # training batches on which each path's BatchNorm statistics are re-estimated
     split: str = "val"  # split to score on
-    val_limit: int | None = None  # score on the first N images only (faster, noisier)
+    val_limit: int | None = None  # score on N images evenly strided over the split (faster, noisier)
     val_size: tuple[int, int] | None = None  # run the paths at (H, W); scored at full resolution
     select: str = "knee"  # without a budget: the front's knee, or its most accurate point ("best")
     finalists: int = 5  # with a budget: the most accurate samples within it, looked at again (0: none)
