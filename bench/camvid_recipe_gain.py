@@ -20,7 +20,8 @@ def _run(d: Path) -> dict:
     test = json.loads((d / "test.json").read_text())
     rows = list(csv.DictReader((d / "log.csv").open()))
     curve = [(int(r["epoch"]), float(r["val_miou"])) for r in rows if r.get("val_miou")]
-    return {"run": d.name, "test_miou": test["miou"], "per_class_iou": test["per_class_iou"],
+    iou = test["per_class_iou"]  # class → IoU
+    return {"run": d.name, "test_miou": test["miou"], "per_class_iou": [iou[c] for c in test["classes"]],
             "classes": test["classes"], "train_hours": sum(float(r["train_seconds"]) for r in rows) / 3600,
             "epochs": len(rows), "val_curve": curve}
 
