@@ -50,7 +50,8 @@ def markdown(r: dict) -> str:
              "|---" * (4 + len(classes)) + "|"]
     for recipe, seeds in sorted(r["runs"].items()):
         for s, run in sorted(seeds.items()):
-            lines.append(f"| {recipe} / {s} | {run['epochs']} | {run['train_hours']:.2f} | {100 * run['test_miou']:.1f} | "
+            lines.append(f"| {recipe} / {s} | {run['epochs']} | {run['train_hours']:.2f} | "
+                         f"{100 * run['test_miou']:.1f} | "
                          + " | ".join(f"{100 * v:.1f}" for v in run["per_class_iou"]) + " |")
     for recipe, s in sorted(r["summary"].items()):
         sd = f" ± {100 * s['sd']:.1f}" if s["sd"] is not None else ""

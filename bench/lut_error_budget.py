@@ -63,7 +63,8 @@ def main() -> None:
             r = analyse(json.loads(f.read_text()))
             results[str(f)] = r
             lines.append(f"| {f.parent.name}/{f.name.removesuffix('_check.json')} | {r['threads']} | {r['rounds']} | "
-                         f"{r['networks']} | {r['median_round_gap_pct']:.1f}% | {100 * r['share_round_gap_over_5pct']:.0f}% | "
+                         f"{r['networks']} | {r['median_round_gap_pct']:.1f}% | "
+                         f"{100 * r['share_round_gap_over_5pct']:.0f}% | "
                          f"{100 * r['affine_within_5']:.0f}% | {100 * r['macs_within_5']:.0f}% | "
                          f"{100 * r['affine_within_10']:.0f}% | {100 * r['macs_within_10']:.0f}% |")
     text = "\n".join(lines) + "\n"
