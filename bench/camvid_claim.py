@@ -6,13 +6,13 @@
 ``targets`` reads the measured latency of the two MobileNetV3 LR-ASPP baselines (``DIR/latency/mnv3_*_eager.json``,
 ``squeezenas bench --json``, min per call) and writes ``DIR/targets.json``: T1 = MobileNetV3-Small's latency, T2 =
 the geometric mean of Small's and Large's; for each, the GMACs target of the MAC search — the median GMACs of
-the space's networks that the latency table (calibrated) puts within ±5% of T, over uniform random draws — so
-both searches aim at the same budget, each in its own unit.
+the space's networks that the latency table (calibrated) puts within ±5% of T, over 20000 networks spanning the
+table's range and skip ratio — so both searches aim at the same budget, each in its own unit.
 
 ``report`` gathers every arm's runs (``DIR/runs/ARM_tK_sSEED/test.json`` for searched arms, ``ARM_sSEED`` for the
 baselines and fine-tuned networks), measured latencies (``DIR/latency/ARM_tK_BACKEND.json``) and genotypes, and
-writes RESULTS/claim.json (the issue's schema), RESULTS/summary.md (mean ± sd, per-class IoU, latency, GMACs,
-params, genotype) and PLOTS/camvid_claim.png (latency vs test mIoU: every seed a point, each arm's mean).
+writes RESULTS/claim.json (also to --claim, bench/results/camvid_experiment/claim.json), RESULTS/summary.md
+(mean ± sd, per-class IoU, latency, GMACs, params, genotype) and PLOTS/camvid_claim.png (latency vs test mIoU: every seed a point, each arm's mean).
 """
 
 from __future__ import annotations
@@ -90,13 +90,36 @@ def _arm(run_dir: Path, name: str, model: str | Path) -> dict | None:
     classes = tests[0]["classes"]
     costs = count_costs(resolve_model(model, num_classes=len(classes)).model, tuple(tests[0]["size"]))
     arm = {"seeds": [int(f.parent.name.rsplit("_s", 1)[1]) for f in runs], "test_miou": [t["miou"] for t in tests],
-           "per_class_iou": {c: statistics.fmean(t["per_class_iou"][c] for t in tests) for c in classes},
+           "per_class_iou": {c: _mean([t["per_class_iou"][c] for t in tests]) for c in classes},
            "gmacs": costs.gmacs, "params_m": costs.params / 1e6}
+    genotype = json.loads(Path(model).read_text())["genotype"] if str(model).endswith(".json") else None
     for backend in ("eager", "onnxruntime"):
         lat = _load(run_dir / "latency" / f"{name}_{backend}.json")
-        if lat is not None:
-            arm["latency_ms" if backend == "eager" else "latency_ms_onnxruntime"] = lat["min_ms"]
+        if lat is None:
+            continue
+        timed = (lat.get("genotype") or {}).get("genotype")
+        if genotype is not None and timed not in (None, genotype):
+            raise SystemExit(f"{run_dir}/latency/{name}_{backend}.json timed another genotype than {model}: "
+                             "the selection was redone after it; delete the file and run the script again")
+        arm["latency_ms" if backend == "eager" else "latency_ms_onnxruntime"] = lat["min_ms"]
     return arm
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """Mean over the seeds that have a value (a class absent from the test labels has none)."""
+    v = [x for x in values if x is not None]
+    return statistics.fmean(v) if v else None
+
+
+def _check_search_target(search: Path, target: dict, arm: str) -> None:
+    """A search (and its selection) made for other targets than targets.json's: refuse to report it."""
+    config, chosen = _load(search / "config.json"), _load(search / "chosen_genotype.json")
+    want = target["target_ms"] if arm == "latency" else target["mac_target"]["gmacs"]
+    if config is not None and config.get("target") is not None and abs(config["target"] - want) > 1e-6 * want:
+        raise SystemExit(f"{search}: searched for target {config['target']}, targets.json now says {want}")
+    budget = (chosen or {}).get("meta", {}).get("budget")
+    if budget is not None and abs(budget - target["target_ms"]) > 1e-6 * target["target_ms"]:
+        raise SystemExit(f"{search}: selected within {budget} ms, targets.json now says {target['target_ms']} ms")
 
 
 def collect(run_dir: Path) -> dict:
@@ -105,6 +128,7 @@ def collect(run_dir: Path) -> dict:
     for k, tgt in enumerate(t["targets"], 1):
         arms = {}
         for arm in SEARCHED:
+            _check_search_target(run_dir / f"search_{arm}_t{k}", tgt, arm)
             chosen = run_dir / f"search_{arm}_t{k}" / "chosen_genotype.json"
             a = _arm(run_dir, f"{arm}_t{k}", chosen)
             if a is not None:
@@ -126,29 +150,39 @@ def _mean_sd(v: list[float]) -> str:
     return f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
 
 
+LATENCY_TOLERANCE = 0.02  # "at ≤ its latency" between two separate measurements: within 2%
+
+
 def verdict(target: dict, baselines: dict) -> list[str]:
-    """The issue's test at one target: the latency arm against the MAC arm and the baselines (``baselines``: the
-    arms listed once, under the first target), by more than the seed spread and at no more latency."""
-    arms, out = {**baselines, **target["arms"]}, []
-    lat = arms.get("latency")
-    if lat is None:
-        return out
-    for other in ("mac", "mnv3_small", "mnv3_large"):
-        o = arms.get(other)
-        if o is None or "latency_ms" not in o or "latency_ms" not in lat:
+    """The issue's test at one target: the latency arm's mean test mIoU above the MAC arm's and above the
+    MobileNetV3 baseline's nearest in latency (``baselines``: the arms listed once, under the first target), each
+    by more than the larger seed sd, at no more latency (within ``LATENCY_TOLERANCE``). Untested with one seed."""
+    lat = target["arms"].get("latency")
+    if lat is None or "latency_ms" not in lat:
+        return []
+    timed = [b for b in BASELINES if "latency_ms" in baselines.get(b, {})]
+    nearest = min(timed, key=lambda b: abs(baselines[b]["latency_ms"] - lat["latency_ms"]), default=None)
+    out = []
+    for other, o in (("mac", target["arms"].get("mac")), (nearest, baselines.get(nearest))):
+        if o is None or "latency_ms" not in o:
             continue
         gap = statistics.fmean(lat["test_miou"]) - statistics.fmean(o["test_miou"])
-        spread = max((statistics.stdev(a["test_miou"]) for a in (lat, o) if len(a["test_miou"]) > 1), default=0.0)
-        faster = lat["latency_ms"] <= o["latency_ms"]
-        out.append(f"latency-searched vs {LABELS[other]}: {100 * gap:+.1f} points of mean test mIoU (largest seed sd "
-                   f"{100 * spread:.1f}), at {lat['latency_ms']:.2f} vs {o['latency_ms']:.2f} ms → "
-                   + ("**holds**" if gap > spread and faster else "does not hold"))
+        sds = [statistics.stdev(a["test_miou"]) for a in (lat, o) if len(a["test_miou"]) > 1]
+        faster = lat["latency_ms"] <= o["latency_ms"] * (1 + LATENCY_TOLERANCE)
+        if len(sds) < 2:
+            result = "not tested (fewer than two seeds)"
+        else:
+            result = "**holds**" if gap > max(sds) and faster else "does not hold"
+        out.append(f"latency-searched vs {LABELS[other]}: {100 * gap:+.1f} points of mean test mIoU (larger seed sd "
+                   f"{100 * max(sds, default=0.0):.1f}), at {lat['latency_ms']:.2f} vs {o['latency_ms']:.2f} ms "
+                   f"→ {result}")
     return out
 
 
 def markdown(claim: dict) -> str:
     lines = []
-    baselines = claim["targets"][0]["arms"] if claim["targets"] else {}
+    first = claim["targets"][0]["arms"] if claim["targets"] else {}
+    baselines = {k: v for k, v in first.items() if k in BASELINES + FINETUNED}
     for k, t in enumerate(claim["targets"], 1):
         if not t["arms"]:
             continue
@@ -164,7 +198,8 @@ def markdown(claim: dict) -> str:
         classes = list(next(iter(t["arms"].values()))["per_class_iou"]) if t["arms"] else []
         lines += ["", "| arm | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
         for name, a in t["arms"].items():
-            ious = " | ".join(f"{100 * a['per_class_iou'][c]:.1f}" for c in classes)
+            ious = " | ".join("–" if a["per_class_iou"][c] is None else f"{100 * a['per_class_iou'][c]:.1f}"
+                              for c in classes)
             lines.append(f"| {LABELS[name]} | {ious} |")
         lines += [""] + [f"- {v}" for v in verdict(t, baselines)] + [""]
         for name in SEARCHED:
@@ -215,6 +250,8 @@ def main() -> None:
     r = sub.add_parser("report")
     r.add_argument("--dir", type=Path, required=True)
     r.add_argument("--results", type=Path, default=Path("bench/results/camvid_claim"))
+    r.add_argument("--claim", type=Path, default=Path("bench/results/camvid_experiment/claim.json"),
+                   help="where claim.json also goes (the path the write-up and its readers use)")
     r.add_argument("--plots", type=Path, default=Path("docs/img"))
     a = ap.parse_args()
     if a.cmd == "targets":
@@ -223,6 +260,8 @@ def main() -> None:
     claim = collect(a.dir)
     a.results.mkdir(parents=True, exist_ok=True)
     (a.results / "claim.json").write_text(json.dumps(claim, indent=1))
+    a.claim.parent.mkdir(parents=True, exist_ok=True)
+    a.claim.write_text(json.dumps(claim, indent=1))
     (a.results / "summary.md").write_text(markdown(claim))
     plot(claim, a.plots / "camvid_claim.png")
     print(markdown(claim))

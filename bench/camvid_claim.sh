@@ -34,6 +34,7 @@ N=${N:-100}
 VAL_LIMIT=${VAL_LIMIT:-50}
 LANES=${LANES:-2}
 RESULTS=${RESULTS:-bench/results/camvid_claim}
+CLAIM=${CLAIM:-bench/results/camvid_experiment/claim.json}
 PLOTS=${PLOTS:-docs/img}
 SIZE="180 240"
 CROP="176 240"
@@ -42,13 +43,15 @@ LUT="$OUT/lut_eager.json"
 mkdir -p "$OUT/latency" "$OUT/runs" "$OUT/zero_shot"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/claim.log"; }
 json_get() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
-log "start: seeds $SEEDS, search epochs $SEARCH_EPOCHS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "start: seeds $SEEDS, search epochs $SEARCH_EPOCHS, recipe ${RECIPE:-v2}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. the target's latency table (one thread, the tool's default statistic and rounds), checked and calibrated
 if [[ ! -f "$LUT" ]]; then
   log "latency table"
-  # shellcheck disable=SC2086
-  $SQ lut build --space small --size $SIZE --num-classes 11 --threads 1 --quiet --out "$LUT.tmp.json"
+  if [[ ! -f "$LUT.tmp.json" ]]; then  # built, not yet checked: the check runs again
+    # shellcheck disable=SC2086
+    $SQ lut build --space small --size $SIZE --num-classes 11 --threads 1 --quiet --out "$LUT.tmp.json"
+  fi
   $SQ lut check --lut "$LUT.tmp.json" --samples 24 --calibrate --quiet --out "$OUT/lut_eager_check.json" > /dev/null
   mv "$LUT.tmp.json" "$LUT"
 fi
@@ -60,7 +63,8 @@ latency() {  # name model: batch-1 latency, eager and onnxruntime, one thread â†
     log "latency $1 $backend"
     # shellcheck disable=SC2086
     $SQ bench "$2" --size $SIZE --num-classes 11 --threads 1 --backend "$backend" --min-run-time 3 --no-memory \
-      --json > "$f.tmp" && mv "$f.tmp" "$f"
+      --json > "$f.tmp"
+    mv "$f.tmp" "$f"
   done
 }
 
@@ -108,7 +112,8 @@ for net in lat_small mac_small mac_large; do
   [[ -f "$f" ]] && continue
   log "zero-shot $net"
   $SQ eval --model "squeezenas_$net" --checkpoint "$SHARED/weights/squeezenas-official/$net.pth" --dataset camvid \
-    --data-root "$DATA" --split test --class-map cityscapes-camvid --workers 1 --no-progress --report "$f.tmp"
+    --data-root "$DATA" --split test --size $SIZE --class-map cityscapes-camvid --workers 1 --no-progress \
+    --report "$f.tmp"
   mv "$f.tmp" "$f"
 done
 
@@ -136,18 +141,18 @@ for seed in $SEEDS; do
     jobs_+=("ft_$net|squeezenas_$net|$seed|$ft_flags")
   done
 done
-running=0
+# shellcheck source=bench/lanes.sh
+source bench/lanes.sh
+lanes_start "$LANES"
 for j in "${jobs_[@]}"; do
   IFS='|' read -r name model seed flags <<< "$j"
   # shellcheck disable=SC2086
-  train "$name" "$model" "$seed" $flags &
-  running=$((running + 1))
-  if (( running >= LANES )); then wait -n; running=$((running - 1)); fi
+  lane train "$name" "$model" "$seed" $flags
 done
-wait
+lanes_wait || exit 1
 
 # 6. claim.json, summary.md, the figure
-$PY bench/camvid_claim.py report --dir "$OUT" --results "$RESULTS" --plots "$PLOTS"
+$PY bench/camvid_claim.py report --dir "$OUT" --results "$RESULTS" --plots "$PLOTS" --claim "$CLAIM"
 cp "$OUT/targets.json" "$OUT/lut_eager_check.json" "$RESULTS/"
 for f in "$OUT"/zero_shot/*.json; do cp "$f" "$RESULTS/zero_shot_$(basename "$f")"; done
 log "done"

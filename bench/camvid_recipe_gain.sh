@@ -45,13 +45,13 @@ run() {  # run RECIPE SEED: one training in a subshell (the recipe file sets its
 log "start: $MODEL, seeds $SEEDS, v1 $V1_EPOCHS / v2 $V2_EPOCHS epochs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 jobs_list=()
 for seed in $SEEDS; do jobs_list+=("v2 $seed" "v1 $seed"); done
-running=0
+# shellcheck source=bench/lanes.sh
+source bench/lanes.sh
+lanes_start 2
 for j in "${jobs_list[@]}"; do
   # shellcheck disable=SC2086
-  run $j &
-  running=$((running + 1))
-  if (( running >= 2 )); then wait -n; running=$((running - 1)); fi
+  lane run $j
 done
-wait
+lanes_wait || exit 1
 $PY bench/camvid_recipe_gain.py --dir "$OUT" --out "$RESULTS"
 log "done"
