@@ -12,7 +12,8 @@ table's range and skip ratio — so both searches aim at the same budget, each i
 ``report`` gathers every arm's runs (``DIR/runs/ARM_tK_sSEED/test.json`` for searched arms, ``ARM_sSEED`` for the
 baselines and fine-tuned networks), measured latencies (``DIR/latency/ARM_tK_BACKEND.json``) and genotypes, and
 writes RESULTS/claim.json (also to --claim, bench/results/camvid_experiment/claim.json), RESULTS/summary.md
-(mean ± sd, per-class IoU, latency, GMACs, params, genotype) and PLOTS/camvid_claim.png (latency vs test mIoU: every seed a point, each arm's mean).
+(mean ± sd, per-class IoU, latency, GMACs, params, genotype) and PLOTS/camvid_claim.png (latency vs test mIoU:
+every seed a point, each arm's mean).
 """
 
 from __future__ import annotations
