@@ -18,7 +18,8 @@
 # any training, alone on the machine. Settings (environment): DATA, OUT (runs/camvid_claim), SEEDS ("0 1 2"),
 # EPOCHS (recipe default), FT_EPOCHS (40: fine-tuning), SEARCH_EPOCHS (8), N (100 samples), VAL_LIMIT (50
 # strided validation images per sample; finalists on the whole split), LANES (2 trainings side by side, one
-# thread each), RESULTS (bench/results/camvid_claim), PLOTS (docs/img), SHARED (../shared: released weights).
+# thread each), RESULTS (bench/results/camvid_claim), PLOTS (docs/img), SHARED (../shared: released weights), UNTIL ("targets":
+# stop once the table and the targets exist; "selection": once every timed step is done, before the trainings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -36,6 +37,7 @@ LANES=${LANES:-2}
 RESULTS=${RESULTS:-bench/results/camvid_claim}
 CLAIM=${CLAIM:-bench/results/camvid_experiment/claim.json}
 PLOTS=${PLOTS:-docs/img}
+UNTIL=${UNTIL:-}
 SIZE="180 240"
 CROP="176 240"
 DEVICE=cpu
@@ -74,6 +76,7 @@ latency mnv3_large mobilenetv3_large_lraspp
 [[ -f "$OUT/targets.json" ]] || $PY bench/camvid_claim.py targets --dir "$OUT" --lut "$LUT" > /dev/null
 log "targets (ms, GMACs): $(json_get "$OUT/targets.json" \
   "[(t['target_ms'], round(t['mac_target']['gmacs'], 4)) for t in d['targets']]")"
+[[ "$UNTIL" == targets ]] && exit 0
 
 search() {  # dir, search flags...
   local dir="$1"; shift
@@ -116,6 +119,8 @@ for net in lat_small mac_small mac_large; do
     --report "$f.tmp"
   mv "$f.tmp" "$f"
 done
+
+[[ "$UNTIL" == selection ]] && exit 0
 
 # 5. every arm trained with the recipe, seed by seed, LANES side by side (one thread each)
 lane_env=(); (( LANES > 1 )) && lane_env=(env OMP_NUM_THREADS=1)
