@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# The speed canary (cost.timing.canary) stays off in tests: their fake and tiny measurements say nothing about the
+# machine's speed, and its waits would only slow the suite down; its own tests enable it explicitly.
+os.environ.setdefault("SQUEEZENAS_CANARY", "0")
+
 SHARED = Path(os.environ.get("SQUEEZENAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 CAMVID = SHARED / "data" / "camvid"
 RELEASED = SHARED / "weights" / "squeezenas-official"

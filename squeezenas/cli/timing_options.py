@@ -64,8 +64,13 @@ def contention_args(p: argparse.ArgumentParser) -> None:
                    help=f"measure again when other processes used more than this share of the CPUs (default "
                         f"{MAX_OTHER_CPU:g}; negative: never)")
     p.add_argument("--retries", type=int, default=RETRIES, help="measurements again at most, per part or network")
+    p.add_argument("--canary", action=argparse.BooleanOptionalAction, default=True,
+                   help="CPU: time a small fixed workload after each measurement and measure again while the "
+                        "machine itself runs slow (a VM's host slowing every core, which no process shows)")
 
 
 def contention(args: argparse.Namespace) -> dict[str, Any]:
-    """``max_other_cpu`` and ``retries`` as the measuring functions take them (a negative share: never again)."""
-    return {"max_other_cpu": None if args.max_other_cpu < 0 else args.max_other_cpu, "retries": args.retries}
+    """``max_other_cpu``, ``retries`` and ``canary`` as the measuring functions take them (a negative share:
+    never again)."""
+    return {"max_other_cpu": None if args.max_other_cpu < 0 else args.max_other_cpu, "retries": args.retries,
+            "canary": args.canary}

@@ -20,6 +20,7 @@ from torch import nn
 
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.timing.backends import Artefact
+from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import BACKENDS, TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import MAX_OTHER_CPU, RETRIES, cpu_load, measure_guarded, warn_if_busy
 from squeezenas.cost.timing.device import device_fingerprint
@@ -43,6 +44,7 @@ def benchmark(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     rounds: int | None = None,
+    canary: bool = True,
 ) -> dict[str, Any]:
     """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or a file ``squeezenas export`` wrote:
     .onnx, OpenVINO .xml, ExecuTorch .pte) on one (1, 3, H, W) input; ``size`` defaults to such a file's own
@@ -54,7 +56,8 @@ def benchmark(
     fingerprint. The network is timed ``rounds`` times (default 3 on CPU, 1 on CUDA) and the fastest round
     kept for the min, the median round otherwise (``combine_rounds``). Each measurement is repeated (``retries``
     times at most) while other processes use more than ``max_other_cpu`` of the CPUs (``measure_guarded``);
-    ``other_cpu`` records their worst share during the kept rounds.
+    ``other_cpu`` records their worst share during the kept rounds; with ``canary`` (CPU only) also while the
+    machine itself runs slow (``SpeedCanary``; ``canary_ratio`` of the kept round).
     """
     config = (config or TimingConfig()).resolved()
     rounds = default_rounds(config) if rounds is None else rounds
@@ -78,9 +81,11 @@ def benchmark(
     # rounds, retries and the memory run time one export of the network (the file a deployment loads)
     with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:
         target = lambda: targets.get("net", lambda: net, (3, h, w))
+        probe = speed_canary(config.device, config.threads, canary)
         for _ in range(rounds):
-            t, share, attempts = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries)
-            measured.append({**t.statistics(), "other_cpu": share, "attempts": attempts})
+            g = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries, canary=probe)
+            measured.append({**g.timing.statistics(), **g.record()})
+            t = g.timing
         memory_use = peak_memory(target(), (h, w), config) if memory else {"peak_memory_mb": None,
                                                                               "memory_kind": None}
     stat = stat_key(config.statistic)
@@ -97,6 +102,7 @@ def benchmark(
         "fingerprint": device_fingerprint(config.device, t.threads, backend=config.backend,
                                           runtime_device=config.runtime_device),
         "load_average": {"start": load, "end": cpu_load()}, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+        "canary_ratio": m.get("canary_ratio"),
     }
     result.update(memory_use)
     return result

@@ -14,6 +14,7 @@ from typing import Any
 from squeezenas.cost.lut.loading import LutError
 from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
 from squeezenas.cost.tables import CostTable
+from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
@@ -82,6 +83,7 @@ def build_lut(
     checkpoint_every: int = 1,
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
+    canary: bool = True,
     context: str | None = None,
     rounds: int | None = None,
     force: bool = False,
@@ -96,7 +98,9 @@ def build_lut(
 
     A part during whose measurement other processes used more than ``max_other_cpu`` of the machine's CPU time
     is measured again (up to ``retries`` times); every entry records that share (``other_cpu``) and its
-    ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention.
+    ``attempts``, and ``meta["contention"]`` lists the parts still measured under contention. With ``canary``
+    (CPU only), a part is also measured again while the machine itself runs slow (``SpeedCanary``; the entry
+    records the canary's ``canary_ratio``).
     ``context`` is ``plan_lut``'s (default: the backend's, "adapter" for the runtimes that run an artefact).
 
     ``rounds`` (default: 3 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is timed that many times, round-robin over all parts (so a part's rounds lie
@@ -139,6 +143,7 @@ def build_lut(
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
+    probe = speed_canary(config.device, config.threads, canary)
     lock = RunLock(out.with_name(out.name + ".lock"), "--out") if out is not None else contextlib.nullcontext()
     try:
         lock.__enter__()
@@ -148,9 +153,9 @@ def build_lut(
                     continue
                 bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
                 build = lambda: targets.get(part.key, lambda: part.build(config.channels_last), part.input_shape)
-                timing, share, attempts = measure_guarded(measure_fn, build, part.input_shape, config,
-                                                          max_other_cpu, retries)
-                measured.setdefault(part.key, []).append({**timing.statistics(), "other_cpu": share, "attempts": attempts})
+                g = measure_guarded(measure_fn, build, part.input_shape, config, max_other_cpu, retries,
+                                    canary=probe)
+                measured.setdefault(part.key, []).append({**g.timing.statistics(), **g.record()})
                 bar.update(1)
                 done += 1
                 if done % checkpoint_every == 0:

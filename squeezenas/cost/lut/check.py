@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
 from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out
 from squeezenas.cost.tables import CostTable, mac_table
+from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
@@ -105,6 +106,7 @@ def check_lut(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     rounds: int | None = None,
+    canary: bool = True,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range and the whole skip ratio
     (``spanning_genotypes``); report errors before and after calibration: MAPE, Kendall τ, the share within
@@ -112,7 +114,8 @@ def check_lut(
 
     The calibrated errors are held-out (leave-one-out): a report always says how good the calibrated table is.
     With ``calibrate``, the fit on all networks is also stored in ``table.meta["calibration"]`` (the caller saves
-    the table). ``rounds`` (default: the table's, else ``default_rounds``) and ``measure_fn``: as in ``build_lut``.
+    the table). ``rounds`` (default: the table's, else ``default_rounds``), ``measure_fn`` and ``canary``: as in
+    ``build_lut``.
     """
     config = (config or table_config(table)).resolved()
     rounds = rounds or table.meta.get("rounds") or default_rounds(config)
@@ -137,12 +140,13 @@ def check_lut(
                disable=not progress, dynamic_ncols=True)
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
+    probe = speed_canary(config.device, config.threads, canary)
     with targets:
         for _ in range(rounds):  # round-robin, as build_lut
             for k, (_, _, geno) in enumerate(nets):
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
-                t, share, attempts = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries)
-                per_net[k].append({**t.statistics(), "other_cpu": share, "attempts": attempts})
+                g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe)
+                per_net[k].append({**g.timing.statistics(), **g.record()})
                 bar.update(1)
     bar.close()
     stat = stat_key(config.statistic)
@@ -154,6 +158,7 @@ def check_lut(
                      "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
                      "repeats": m["repeats"], "rounds": rounds, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+                     "canary_ratio": m.get("canary_ratio"),
                      **({"round_medians": m["round_medians"], "round_values": m["round_values"]} if rounds > 1 else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:

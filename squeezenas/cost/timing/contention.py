@@ -7,11 +7,12 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 from torch import nn
 
+from squeezenas.cost.timing.canary import SpeedCanary
 from squeezenas.cost.timing.config import Timing, TimingConfig
 from squeezenas.cost.timing.timer import MeasureFn
 
@@ -58,23 +59,46 @@ class CpuMonitor:
             self.other_share = min(1.0, max(0.0, (busy - own) / total))
 
 
+class Guarded(NamedTuple):
+    """A measurement and what the guards saw: the other processes' CPU share during it, the attempts it took, and
+    the speed canary's ratio right after it (None without a canary)."""
+
+    timing: Timing
+    other_cpu: float | None
+    attempts: int
+    canary_ratio: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The fields a table entry, a check row or a benchmark keeps next to the timing's statistics."""
+        out: dict[str, Any] = {"other_cpu": self.other_cpu, "attempts": self.attempts}
+        if self.canary_ratio is not None:
+            out["canary_ratio"] = self.canary_ratio
+        return out
+
+
 def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape: Sequence[int],
                     config: TimingConfig, max_other_cpu: float | None, retries: int,
-                    wait_s: float = 30.0) -> tuple[Timing, float | None, int]:
-    """``measure_fn`` again (up to ``retries`` times, after waiting up to ``wait_s`` for a quiet second) while
-    other processes used more than ``max_other_cpu`` of the CPUs during the measurement.
-
-    Returns the timing, the other processes' CPU share during it, and the number of attempts.
-    """
+                    wait_s: float = 30.0, canary: SpeedCanary | None = None) -> Guarded:
+    """``measure_fn`` again (up to ``retries`` times) while other processes used more than ``max_other_cpu`` of
+    the CPUs during the measurement (after waiting up to ``wait_s`` for a quiet second), or while the machine
+    itself ran slow: the ``canary``, timed right after the measurement, slower than its best by more than its
+    tolerance (after waiting until it is back to normal speed)."""
     attempt = 0
     while True:
         attempt += 1
         with CpuMonitor() as monitor:
             timing = measure_fn(build(), shape, config)
         share = monitor.other_share
-        if max_other_cpu is None or share is None or share <= max_other_cpu or attempt > retries:
-            return timing, share, attempt
-        _wait_for_quiet(max_other_cpu, wait_s)
+        ratio = canary.ratio() if canary is not None else None
+        busy = max_other_cpu is not None and share is not None and share > max_other_cpu
+        slow = canary is not None and ratio is not None and canary.is_slow(ratio)
+        if not (busy or slow) or attempt > retries:
+            return Guarded(timing, share, attempt, ratio)
+        if slow:
+            canary.slow_readings += 1
+            canary.wait_until_normal()
+        if busy:
+            _wait_for_quiet(max_other_cpu, wait_s)
 
 
 def _wait_for_quiet(max_other_cpu: float, timeout_s: float) -> None:
@@ -91,8 +115,10 @@ def contention_summary(items: list[tuple[str, dict]], max_other_cpu: float | Non
     """How much other processes disturbed a set of measurements (table entries or check rows)."""
     shares = [d.get("other_cpu") for _, d in items if d.get("other_cpu") is not None]
     limit = 1.0 if max_other_cpu is None else max_other_cpu
+    ratios = [d["canary_ratio"] for _, d in items if d.get("canary_ratio") is not None]
     return {"max_other_cpu": max_other_cpu, "mean_other_cpu": float(np.mean(shares)) if shares else None,
             "worst_other_cpu": max(shares, default=None),
+            "worst_canary_ratio": max(ratios, default=None),
             "remeasured": sum(d.get("attempts", 1) > d.get("rounds", 1) for _, d in items),
             "still_contended": [k for k, d in items if (d.get("other_cpu") or 0) > limit]}
 

@@ -181,6 +181,19 @@ def test_contended_measurements_are_repeated(monkeypatch):
     assert len(table.meta["contention"]["still_contended"]) == len(table.meta["entries"])
 
 
+def test_real_canary_in_a_table_build(monkeypatch):
+    """The real workload runs; a build with the canary on records each entry's ratio and the worst one."""
+    monkeypatch.setenv("SQUEEZENAS_CANARY", "1")
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), max_other_cpu=None,
+                      retries=0, **ONE)
+    ratios = [e["canary_ratio"] for e in table.meta["entries"].values()]
+    assert ratios and all(r > 0 for r in ratios)
+    assert table.meta["contention"]["worst_canary_ratio"] == max(ratios)
+    off = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), max_other_cpu=None,
+                    canary=False, **ONE)
+    assert all("canary_ratio" not in e for e in off.meta["entries"].values())
+
+
 def test_rounds_take_the_median_round_and_resume_adds_rounds(tmp_path):
     """Each part timed in several round-robin rounds; the entry is the median round."""
     macro, out = tiny_macro(), tmp_path / "t.json"
