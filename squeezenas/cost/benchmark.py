@@ -20,7 +20,7 @@ from torch import nn
 
 from squeezenas.cost.counting import count_costs
 from squeezenas.cost.timing.backends import Artefact
-from squeezenas.cost.timing.canary import speed_canary
+from squeezenas.cost.timing.canary import SpeedCanary, speed_canary
 from squeezenas.cost.timing.config import BACKENDS, TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import MAX_OTHER_CPU, RETRIES, cpu_load, measure_guarded, warn_if_busy
 from squeezenas.cost.timing.device import device_fingerprint
@@ -44,7 +44,7 @@ def benchmark(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     rounds: int | None = None,
-    canary: bool = True,
+    canary: bool | SpeedCanary = True,
 ) -> dict[str, Any]:
     """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or a file ``squeezenas export`` wrote:
     .onnx, OpenVINO .xml, ExecuTorch .pte) on one (1, 3, H, W) input; ``size`` defaults to such a file's own
@@ -57,7 +57,8 @@ def benchmark(
     kept for the min, the median round otherwise (``combine_rounds``). Each measurement is repeated (``retries``
     times at most) while other processes use more than ``max_other_cpu`` of the CPUs (``measure_guarded``);
     ``other_cpu`` records their worst share during the kept rounds; with ``canary`` (CPU only) also while the
-    machine itself runs slow (``SpeedCanary``; ``canary_ratio`` of the kept round).
+    machine itself runs slow (``SpeedCanary``, or the one given, shared by several benchmarks; ``canary_ratio``
+    of the kept round).
     """
     config = (config or TimingConfig()).resolved()
     rounds = default_rounds(config) if rounds is None else rounds

@@ -45,11 +45,15 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
     differences = check_device(table, where="the latency table")
     if differences:
         return {"measured": False, "reason": f"the table was measured on another device ({'; '.join(differences)})"}
+    from squeezenas.cost.timing.canary import speed_canary
+
     config = table_config(table)
     key = stat_key(config.statistic)
+    canary = speed_canary(config.device, config.threads) or False  # one reference speed for all the finalists
     for i in indices:
         net = build_model(Genotype(macro, tuple(samples[i]["genotype"])), num_classes=num_classes)
-        samples[i]["measured_ms"] = benchmark(net, tuple(table.input_size), config, memory=False)[key]
+        samples[i]["measured_ms"] = benchmark(net, tuple(table.input_size), config, memory=False,
+                                              canary=canary)[key]
     return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads}
 
 

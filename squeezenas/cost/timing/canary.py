@@ -26,11 +26,12 @@ class SpeedCanary:
     """
 
     def __init__(self, threads: int | None = None, tolerance: float = CANARY_TOLERANCE, wait_s: float = 30.0,
-                 repeats: int = 5, clock: Callable[[], float] = time.perf_counter,
+                 wait_budget_s: float = 120.0, repeats: int = 5, clock: Callable[[], float] = time.perf_counter,
                  sleep: Callable[[float], None] = time.sleep, workload: Callable[[], object] | None = None):
         if tolerance <= 0:
             raise ValueError(f"canary tolerance must be positive, got {tolerance}")
         self.threads, self.tolerance, self.wait_s, self.repeats = threads, tolerance, wait_s, repeats
+        self.wait_budget_s, self.waited_s, self.rebases = wait_budget_s, 0.0, 0
         self.best_ms = math.inf
         self.slow_readings = 0  # readings above the tolerance (each one made a measurement be taken again)
         self._clock, self._sleep = clock, sleep
@@ -66,19 +67,34 @@ class SpeedCanary:
         return ratio > 1 + self.tolerance
 
     def wait_until_normal(self, poll_s: float = 2.0) -> float:
-        """Time the canary until it is within the tolerance or ``wait_s`` passed; return the last ratio."""
-        deadline = self._clock() + self.wait_s
+        """Time the canary until it is within the tolerance or ``wait_s`` passed; return the last ratio.
+
+        Waiting is bounded: when the canary is still slow after ``wait_s``, the machine's speed has changed for
+        longer than a spell (a laptop's power mode, a host's new neighbour), so the current speed becomes the
+        reference (``rebases`` counts it) and measuring goes on; and once ``wait_budget_s`` of waiting is spent in
+        a run, it no longer waits at all (the ratios are still recorded)."""
+        if self.waited_s >= self.wait_budget_s:
+            return self.ratio()
+        start = self._clock()
+        deadline = start + min(self.wait_s, self.wait_budget_s - self.waited_s)
         r = self.ratio()
         while self.is_slow(r) and self._clock() < deadline:
             self._sleep(poll_s)
             r = self.ratio()
+        self.waited_s += self._clock() - start
+        if self.is_slow(r):
+            self.best_ms = self.best_ms * r
+            self.rebases += 1
         return r
 
 
-def speed_canary(device: str, threads: int | None, enabled: bool = True) -> SpeedCanary | None:
-    """The canary of a CPU measurement with ``threads`` threads (None: torch's default); None on other devices,
+def speed_canary(device: str, threads: int | None, enabled: bool | SpeedCanary = True) -> SpeedCanary | None:
+    """The canary of a CPU measurement with ``threads`` threads (None: torch's default); ``enabled`` may be a
+    canary already in use (several measurements compared with one reference speed). None on other devices,
     when ``enabled`` is False, or with the environment variable SQUEEZENAS_CANARY=0 (the test suite sets it:
     its fake and tiny measurements say nothing about the machine's speed)."""
     if not enabled or device != "cpu" or os.environ.get("SQUEEZENAS_CANARY", "1") == "0":
         return None
+    if isinstance(enabled, SpeedCanary):
+        return enabled
     return SpeedCanary(threads or torch.get_num_threads())

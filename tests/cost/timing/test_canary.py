@@ -52,11 +52,26 @@ def test_wait_until_normal_polls_until_fast_again_or_gives_up():
     c.ratio()
     assert c.wait_until_normal(poll_s=2.0) == pytest.approx(1.0)
     assert clock.slept == [2.0, 2.0]
-    # never fast again: gives up after wait_s and returns the last (slow) ratio
+    # never fast again: gives up after wait_s, returns the last (slow) ratio and takes that speed as the reference
     c, clock = canary([0, 0.001] + [0, 0.003] * 100, wait_s=5.0)
     c.ratio()
     assert c.wait_until_normal(poll_s=2.0) == pytest.approx(3.0)
-    assert sum(clock.slept) <= 6.0
+    assert sum(clock.slept) <= 6.0 and c.rebases == 1 and c.best_ms == pytest.approx(3.0)
+    assert not c.is_slow(c.ratio())  # the new normal
+
+
+def test_waiting_is_bounded_per_run():
+    """Once the run's waiting budget is spent, the canary no longer waits (a persistently noisy machine)."""
+    durations = []
+    for k in range(100):  # alternately fast and slow readings: a machine whose speed never settles
+        durations += [0, 0.001 if k % 2 == 0 else 0.003]
+    c, clock = canary(durations, wait_s=5.0, wait_budget_s=8.0)
+    for _ in range(20):
+        c.wait_until_normal(poll_s=3.0)
+    assert sum(clock.slept) <= 8.0 + 3.0 and c.waited_s >= 8.0
+    slept = len(clock.slept)
+    c.wait_until_normal(poll_s=3.0)
+    assert len(clock.slept) == slept  # budget spent: no more waiting
 
 
 def test_measure_guarded_measures_again_while_the_machine_is_slow(monkeypatch):
