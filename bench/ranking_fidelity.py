@@ -170,7 +170,9 @@ def run(args: argparse.Namespace) -> dict:
               "is_default": is_default, "k": len(pairs), **summary, "pairs": pairs,
               "commands": [" ".join(shlex.quote(a) for a in ["python", *sys.argv])],
               "seconds_this_call": round(time.perf_counter() - t0, 1)}
-    out = Path(args.results) / f"{args.configuration}{'' if args.recipe == 'short' else '_' + args.recipe}.json"
+    tag = ("" if args.recipe == "short" else f"_{args.recipe}") + \
+        ("" if args.seeds == [args.seed] else "_s" + "-".join(map(str, args.seeds)))
+    out = Path(args.results) / f"{args.configuration}{tag}.json"
     atomic_write_json(out, report)
     print(f"[{args.configuration}] Kendall τ val {summary['kendall_tau_val']:.2f}, test "
           f"{summary['kendall_tau_test']:.2f} (whole-split score: {summary['kendall_tau_full_val']:.2f}, "
@@ -196,7 +198,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=10, help="architectures retrained")
     p.add_argument("--train-epochs", type=int, default=10)
     p.add_argument("--recipe", choices=RECIPES, default="short",
-                   help="retraining recipe of the ground truth (results: CONFIGURATION[_RECIPE].json)")
+                   help="retraining recipe of the ground truth, for --train-epochs "
+                        "(results: CONFIGURATION[_RECIPE][_sSEEDS].json)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="retraining seeds, mIoU averaged over them (default: --seed)")
     p.add_argument("--workers", type=int, default=1)

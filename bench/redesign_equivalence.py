@@ -43,7 +43,7 @@ def lut_fingerprint() -> dict:
 
     config = TimingConfig(threads=1, statistic="min")
     table = build_lut("small", (64, 128), config, num_classes=8, progress=False, measure_fn=_fake_timing,
-                      max_other_cpu=None, rounds=2)
+                      max_other_cpu=None, rounds=2, canary=False)
     return {"table": table.table, "fixed": table.fixed, "cells": table.meta["cells"],
             "fixed_keys": table.meta["fixed_keys"]}
 

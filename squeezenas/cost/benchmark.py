@@ -82,7 +82,7 @@ def benchmark(
     # rounds, retries and the memory run time one export of the network (the file a deployment loads)
     with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:
         target = lambda: targets.get("net", lambda: net, (3, h, w))
-        probe = speed_canary(config.device, config.threads, canary)
+        probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
         for _ in range(rounds):
             g = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries, canary=probe)
             measured.append({**g.timing.statistics(), **g.record()})

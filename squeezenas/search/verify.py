@@ -49,7 +49,7 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
 
     config = table_config(table)
     key = stat_key(config.statistic)
-    canary = speed_canary(config.device, config.threads) or False  # one reference speed for all the finalists
+    canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
     for i in indices:
         net = build_model(Genotype(macro, tuple(samples[i]["genotype"])), num_classes=num_classes)
         samples[i]["measured_ms"] = benchmark(net, tuple(table.input_size), config, memory=False,

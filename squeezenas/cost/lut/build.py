@@ -143,7 +143,7 @@ def build_lut(
                     f"lut {arch.name} {plan.input_size[0]}x{plan.input_size[1]} {config.backend}")
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
-    probe = speed_canary(config.device, config.threads, canary)
+    probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
     lock = RunLock(out.with_name(out.name + ".lock"), "--out") if out is not None else contextlib.nullcontext()
     try:
         lock.__enter__()
@@ -233,4 +233,6 @@ def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") 
     return {stat: max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
             "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
             "adapter": part.adapter, "with_adapter": with_adapter,
-            **{k: with_adapter[k] for k in ("other_cpu", "attempts", "rounds") if k in with_adapter}}
+            **{k: with_adapter[k] for k in ("other_cpu", "attempts", "rounds") if k in with_adapter},
+            **({"canary_ratio": max(d["canary_ratio"] for d in (with_adapter, adapter) if "canary_ratio" in d)}
+               if "canary_ratio" in with_adapter or "canary_ratio" in adapter else {})}

@@ -140,7 +140,7 @@ def check_lut(
                disable=not progress, dynamic_ncols=True)
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
-    probe = speed_canary(config.device, config.threads, canary)
+    probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
     with targets:
         for _ in range(rounds):  # round-robin, as build_lut
             for k, (_, _, geno) in enumerate(nets):

@@ -72,29 +72,33 @@ class SpeedCanary:
         Waiting is bounded: when the canary is still slow after ``wait_s``, the machine's speed has changed for
         longer than a spell (a laptop's power mode, a host's new neighbour), so the current speed becomes the
         reference (``rebases`` counts it) and measuring goes on; and once ``wait_budget_s`` of waiting is spent in
-        a run, it no longer waits at all (the ratios are still recorded)."""
-        if self.waited_s >= self.wait_budget_s:
-            return self.ratio()
+        a run, it no longer waits: a slow reading rebases at once."""
         start = self._clock()
-        deadline = start + min(self.wait_s, self.wait_budget_s - self.waited_s)
+        deadline = start + min(self.wait_s, max(0.0, self.wait_budget_s - self.waited_s))
         r = self.ratio()
         while self.is_slow(r) and self._clock() < deadline:
             self._sleep(poll_s)
             r = self.ratio()
         self.waited_s += self._clock() - start
-        if self.is_slow(r):
-            self.best_ms = self.best_ms * r
+        if self.is_slow(r):  # still slow: this is the machine's speed now, measure against it
+            self.best_ms *= r
             self.rebases += 1
         return r
 
 
-def speed_canary(device: str, threads: int | None, enabled: bool | SpeedCanary = True) -> SpeedCanary | None:
+def speed_canary(device: str, threads: int | None, enabled: bool | SpeedCanary = True,
+                 runtime_device: str | None = None) -> SpeedCanary | None:
     """The canary of a CPU measurement with ``threads`` threads (None: torch's default); ``enabled`` may be a
-    canary already in use (several measurements compared with one reference speed). None on other devices,
+    canary already in use (several measurements compared with one reference speed). None on other devices
+    (also a runtime's GPU or NPU behind ``device`` "cpu", e.g. OpenVINO's ``runtime_device``),
     when ``enabled`` is False, or with the environment variable SQUEEZENAS_CANARY=0 (the test suite sets it:
     its fake and tiny measurements say nothing about the machine's speed)."""
     if not enabled or device != "cpu" or os.environ.get("SQUEEZENAS_CANARY", "1") == "0":
         return None
+    if runtime_device is not None and runtime_device.upper() != "CPU":
+        return None
     if isinstance(enabled, SpeedCanary):
         return enabled
-    return SpeedCanary(threads or torch.get_num_threads())
+    canary = SpeedCanary(threads or torch.get_num_threads())
+    canary.ratio()  # a reference reading before the first measurement, so that one can already be compared
+    return canary

@@ -89,9 +89,10 @@ def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape
         with CpuMonitor() as monitor:
             timing = measure_fn(build(), shape, config)
         share = monitor.other_share
-        ratio = canary.ratio() if canary is not None else None
         busy = max_other_cpu is not None and share is not None and share > max_other_cpu
-        slow = canary is not None and ratio is not None and canary.is_slow(ratio)
+        # the canary only where no other process was busy: they would slow it too (the contention guard's case)
+        ratio = canary.ratio() if canary is not None and not busy else None
+        slow = ratio is not None and canary.is_slow(ratio)
         if not (busy or slow) or attempt > retries:
             return Guarded(timing, share, attempt, ratio)
         if slow:

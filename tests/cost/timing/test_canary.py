@@ -69,9 +69,12 @@ def test_waiting_is_bounded_per_run():
     for _ in range(20):
         c.wait_until_normal(poll_s=3.0)
     assert sum(clock.slept) <= 8.0 + 3.0 and c.waited_s >= 8.0
-    slept = len(clock.slept)
+    slept, rebases = len(clock.slept), c.rebases
+    while not c.is_slow(c.ratio()):  # the next slow reading
+        pass
+    c.best_ms /= 3  # (make the reading after it slow too)
     c.wait_until_normal(poll_s=3.0)
-    assert len(clock.slept) == slept  # budget spent: no more waiting
+    assert len(clock.slept) == slept and c.rebases == rebases + 1  # budget spent: rebased at once, no waiting
 
 
 def test_measure_guarded_measures_again_while_the_machine_is_slow(monkeypatch):
@@ -124,6 +127,9 @@ def test_speed_canary_only_for_cpu_measurements(monkeypatch):
     monkeypatch.setenv("SQUEEZENAS_CANARY", "1")
     assert isinstance(speed_canary("cpu", 2), SpeedCanary) and speed_canary("cpu", 2).threads == 2
     assert speed_canary("cuda", 1) is None and speed_canary("cpu", 1, enabled=False) is None
+    assert speed_canary("cpu", 1, True, "GPU") is None and speed_canary("cpu", 1, True, "CPU") is not None
+    shared = speed_canary("cpu", 1)
+    assert speed_canary("cpu", 1, shared) is shared
     monkeypatch.setenv("SQUEEZENAS_CANARY", "0")
     assert speed_canary("cpu", 1) is None
     with pytest.raises(ValueError, match="tolerance"):
