@@ -13,13 +13,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-# Measure again when the canary ran this much slower than its best of the run (its own call-to-call noise on an
-# idle machine is a few per cent; the slow spells double it).
+# Measure again when the canary ran this much slower than its best of the run (the slow spells it is for double
+# a network's time).
 CANARY_TOLERANCE = 0.15
 
 
 class SpeedCanary:
-    """A 3×3 convolution (32 channels, 64×64, ~38 MMACs: a few milliseconds on one core) timed with the
+    """A 3×3 convolution (32 channels, 64×64, 38 MMACs: under a millisecond per call on one core of the
+    project's CPU, so a reading of 6 calls costs a few ms against a measurement's 0.3 s or more) timed with the
     measurements' thread count. ``ratio()`` is its time over the best time seen so far in this run (≥ 1).
 
     ``clock`` and ``sleep`` are injectable for tests.
