@@ -133,7 +133,7 @@ train() {  # name model seed [flags...]
   log "train $name seed $seed"
   mkdir -p "$dir"
   camvid_train "$dir" "$model" --seed "$seed" "$@" >> "$dir.log" 2>&1
-  log "trained $name seed $seed: test mIoU $(json_get "$dir/test.json" "round(100 * d['miou'], 2)")"
+  log "trained $name seed $seed: test mIoU $(camvid_test_miou "$dir")"
 }
 jobs_=()
 for seed in $SEEDS; do

@@ -108,13 +108,13 @@ train() {  # name model
 }
 jobs_=("mac:$OUT/search_mac/chosen_genotype.json" "lat:$OUT/search_lat/chosen_genotype.json"
        "mnv3:mobilenetv3_large_lraspp")
-running=0
+# shellcheck source=bench/lanes.sh
+source bench/lanes.sh
+lanes_start "$LANES"
 for j in "${jobs_[@]}"; do
-  train "${j%%:*}" "${j#*:}" &
-  running=$((running + 1))
-  if (( running >= LANES )); then wait -n; running=$((running - 1)); fi
+  lane train "${j%%:*}" "${j#*:}"
 done
-wait
+lanes_wait || exit 1
 
 # 5. batch-1 latency of the three on the target (alone on the device), both backends
 for name in mac lat mnv3; do

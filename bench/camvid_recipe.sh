@@ -14,6 +14,7 @@
 #
 # camvid_train DIR MODEL [train flags...]: train MODEL from scratch into DIR (continuing from DIR/last.pt),
 # then score best.pt on the test split into DIR/test.json. Does nothing when DIR/test.json exists.
+# camvid_test_miou DIR: DIR/test.json's mIoU in % (2 decimals), for the scripts' logs.
 RECIPE=${RECIPE:-v2}
 case "$RECIPE" in
   v1) recipe_flags=(--weight-decay 1e-5); EPOCHS=${EPOCHS:-30} ;;
@@ -34,4 +35,7 @@ camvid_train() {
   "${lane_env[@]}" $SQ eval --checkpoint "$dir/best.pt" --split test --size $SIZE --device "$DEVICE" \
     --no-progress --report "$dir/test.json.tmp"
   mv "$dir/test.json.tmp" "$dir/test.json"
+}
+camvid_test_miou() {
+  python3 -c "import json, sys; print(round(100 * json.load(open(sys.argv[1]))['miou'], 2))" "$1/test.json"
 }

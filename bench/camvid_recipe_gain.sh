@@ -38,7 +38,7 @@ run() {  # run RECIPE SEED: one training in a subshell (the recipe file sets its
     log "train $MODEL, recipe $recipe, seed $seed, $epochs epochs"
     mkdir -p "$dir"
     camvid_train "$dir" "$MODEL" --seed "$seed" >> "$dir.log" 2>&1
-    log "trained $recipe seed $seed: test mIoU $($PY -c "import json,sys; print(round(100*json.load(open(sys.argv[1]))['miou'], 2))" "$dir/test.json")"
+    log "trained $recipe seed $seed: test mIoU $(camvid_test_miou "$dir")"
   )
 }
 

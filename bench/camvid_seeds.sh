@@ -37,19 +37,23 @@ model_of() {  # name → what `squeezenas train --model` takes
 }
 mkdir -p "$EXP/seeds"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$EXP/seeds/seeds.log"; }
-running=0
+train_seed() {  # name model seed
+  local dir="$EXP/seeds/${1}_s$3"
+  mkdir -p "$dir"
+  log "train $1 seed $3"
+  camvid_train "$dir" "$2" --seed "$3" >> "$dir.log" 2>&1
+  log "trained $1 seed $3: test mIoU $(camvid_test_miou "$dir")"
+}
+# shellcheck source=bench/lanes.sh
+source bench/lanes.sh
+lanes_start "$LANES"
 for name in $NETS; do
   model=$(model_of "$name")
   [[ "$model" == *.json && ! -f "$model" ]] && { echo "$model is missing: run bench/camvid_experiment.sh first" >&2; exit 1; }
   for seed in $SEEDS; do
-    dir="$EXP/seeds/${name}_s$seed"
-    [[ -f "$dir/test.json" ]] && continue
-    mkdir -p "$dir"
-    { log "train $name seed $seed"; camvid_train "$dir" "$model" --seed "$seed" >> "$dir.log" 2>&1;
-      log "trained $name seed $seed: test mIoU $(python3 -c "import json,sys; print(round(100*json.load(open(sys.argv[1]))['miou'], 2))" "$dir/test.json")"; } &
-    running=$((running + 1))
-    if (( running >= LANES )); then wait -n; running=$((running - 1)); fi
+    [[ -f "$EXP/seeds/${name}_s$seed/test.json" ]] && continue
+    lane train_seed "$name" "$model" "$seed"
   done
 done
-wait
+lanes_wait || exit 1
 log "done"
