@@ -14,7 +14,9 @@
 #   bash bench/camvid_claim.sh
 #
 # Every step is skipped when its output exists and trainings continue from their last.pt: run the same command
-# again after an interruption. Everything timed (table, latencies, the finalists of the selection) runs before
+# again after an interruption. What is already in RESULTS (committed: the targets, latencies, chosen genotypes,
+# zero-shot scores and each finished training's test.json) is restored into OUT first, so a fresh clone or another
+# session continues where the committed results stop, without timing, searching or training anything again. Everything timed (table, latencies, the finalists of the selection) runs before
 # any training, alone on the machine. Settings (environment): DATA, OUT (runs/camvid_claim), SEEDS ("0 1 2"),
 # EPOCHS (recipe default), FT_EPOCHS (40: fine-tuning), SEARCH_EPOCHS (8), N (100 samples), VAL_LIMIT (50
 # strided validation images per sample; finalists on the whole split), LANES (2 trainings side by side, one
@@ -47,8 +49,32 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/claim.log"; }
 json_get() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
 log "start: seeds $SEEDS, search epochs $SEARCH_EPOCHS, recipe ${RECIPE:-v2}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# 1. the target's latency table (one thread, the tool's default statistic and rounds), checked and calibrated
-if [[ ! -f "$LUT" ]]; then
+# 0. continue from the committed results (RESULTS): OUT's files win where both exist
+restore() {  # src dst
+  [[ -f "$1" && ! -f "$2" ]] || return 0
+  mkdir -p "$(dirname "$2")"
+  cp "$1" "$2"
+}
+restore "$RESULTS/targets.json" "$OUT/targets.json"
+restore "$RESULTS/lut_eager_check.json" "$OUT/lut_eager_check.json"
+for f in "$RESULTS"/latency_*.json; do
+  [[ -f "$f" ]] && restore "$f" "$OUT/latency/$(basename "${f#"$RESULTS"/latency_}")"
+done
+for f in "$RESULTS"/search_*_t[12]_chosen_genotype.json; do
+  [[ -f "$f" ]] && restore "$f" "$OUT/$(basename "${f%_chosen_genotype.json}")/chosen_genotype.json"
+done
+for f in "$RESULTS"/zero_shot_*.json; do
+  [[ -f "$f" ]] && restore "$f" "$OUT/zero_shot/$(basename "${f#"$RESULTS"/zero_shot_}")"
+done
+for f in "$RESULTS"/runs/*/test.json; do
+  [[ -f "$f" ]] && restore "$f" "$OUT/runs/$(basename "$(dirname "$f")")/test.json"
+done
+chosen_all() { for k in 1 2; do for arm in latency mac; do
+  [[ -f "$OUT/search_${arm}_t$k/chosen_genotype.json" ]] || return 1; done; done; }
+
+# 1. the target's latency table (one thread, the tool's default statistic and rounds), checked and calibrated;
+# only the targets, searches and selections need it
+if [[ ! -f "$LUT" ]] && ! { [[ -f "$OUT/targets.json" ]] && chosen_all; }; then
   log "latency table"
   if [[ ! -f "$LUT.tmp.json" ]]; then  # built, not yet checked: the check runs again
     # shellcheck disable=SC2086
@@ -80,7 +106,7 @@ log "targets (ms, GMACs): $(json_get "$OUT/targets.json" \
 
 search() {  # dir, search flags...
   local dir="$1"; shift
-  [[ -f "$dir/genotype.json" ]] && return 0
+  [[ -f "$dir/genotype.json" || -f "$dir/chosen_genotype.json" ]] && return 0
   local resume=(); [[ -f "$dir/checkpoint.pt" ]] && resume=(--resume)
   log "search $dir"
   # shellcheck disable=SC2086
@@ -134,18 +160,27 @@ train() {  # name model seed [flags...]
   mkdir -p "$dir"
   camvid_train "$dir" "$model" --seed "$seed" "$@" >> "$dir.log" 2>&1
   log "trained $name seed $seed: test mIoU $(camvid_test_miou "$dir")"
+  mkdir -p "$RESULTS/runs/${name}_s$seed"  # what a later session restores (commit it)
+  cp "$dir/test.json" "$RESULTS/runs/${name}_s$seed/"
 }
-jobs_=()
-for seed in $SEEDS; do
-  for k in 1 2; do
-    for arm in latency mac; do jobs_+=("${arm}_t$k|$OUT/search_${arm}_t$k/chosen_genotype.json|$seed|"); done
+# in the order that completes a verdict soonest: T1's three arms, then T2's, for the first two seeds; then the
+# fine-tuned released networks; then the remaining seeds
+read -r -a seeds_ <<< "$SEEDS"
+t1=() t2=() ft=()
+for seed in "${seeds_[@]}"; do
+  for arm in latency mac; do
+    t1+=("${arm}_t1|$OUT/search_${arm}_t1/chosen_genotype.json|$seed|")
+    t2+=("${arm}_t2|$OUT/search_${arm}_t2/chosen_genotype.json|$seed|")
   done
-  jobs_+=("mnv3_small|mobilenetv3_small_lraspp|$seed|" "mnv3_large|mobilenetv3_large_lraspp|$seed|")
+  t1+=("mnv3_small|mobilenetv3_small_lraspp|$seed|")
+  t2+=("mnv3_large|mobilenetv3_large_lraspp|$seed|")
   for net in lat_small mac_small mac_large; do
-    ft_flags="--init-from $SHARED/weights/squeezenas-official/$net.pth --epochs $FT_EPOCHS"
-    jobs_+=("ft_$net|squeezenas_$net|$seed|$ft_flags")
+    ft+=("ft_$net|squeezenas_$net|$seed|--init-from $SHARED/weights/squeezenas-official/$net.pth --epochs $FT_EPOCHS")
   done
 done
+first=$(( ${#seeds_[@]} < 2 ? ${#seeds_[@]} : 2 ))
+jobs_=("${t1[@]:0:3*first}" "${t2[@]:0:3*first}" "${ft[@]:0:3*first}" "${t1[@]:3*first}" "${t2[@]:3*first}"
+       "${ft[@]:3*first}")
 # shellcheck source=bench/lanes.sh
 source bench/lanes.sh
 lanes_start "$LANES"
