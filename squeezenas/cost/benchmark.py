@@ -109,6 +109,30 @@ def benchmark(
     return result
 
 
+def benchmark_fresh(models: list[nn.Module], size: tuple[int, int], config: TimingConfig, *,
+                    canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+    """``benchmark`` of each module, one after the other, in a new Python process (spawned, as ``squeezenas
+    bench`` runs), with one speed canary shared among them; ``kwargs`` go to ``benchmark``. Each result also
+    records ``pid``, the timing process.
+
+    For a process that has done other work first (trained or scored a supernet): networks timed inside such a
+    process measured 10-24% above the same networks timed by ``squeezenas bench`` (docs/SEARCH.md, step 6 of
+    the selection), with no cause found; a fresh process holds nothing but the networks timed.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_benchmark_all, models, size, config, canary, kwargs).result()
+
+
+def _benchmark_all(models: list[nn.Module], size: tuple[int, int], config: TimingConfig, canary: bool,
+                   kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """``benchmark_fresh``'s side in the new process."""
+    probe = speed_canary(config.device, config.threads, canary, config.runtime_device) or False
+    return [{**benchmark(m, size, config, canary=probe, **kwargs), "pid": os.getpid()} for m in models]
+
+
 def _artefact_of(model: Any) -> Artefact | None:
     """The artefact a path names by its suffix (.onnx, .xml, .pte), with the backend that runs it; else None."""
     if not isinstance(model, (str, Path)):

@@ -16,7 +16,8 @@ from typing import Any
 
 from squeezenas.cost.lut import build_lut, check_lut
 from squeezenas.cost.tables import CostTable
-from squeezenas.cost.timing import TimingConfig, measure, stat_key
+from squeezenas.cost.benchmark import benchmark_fresh
+from squeezenas.cost.timing import TimingConfig, stat_key
 from squeezenas.data import dataset_info
 from squeezenas.engine.config import EvalConfig, TrainConfig
 from squeezenas.engine.evaluate import evaluate_checkpoint
@@ -177,9 +178,11 @@ def retrain_config(cfg: DemoConfig, out: Path) -> TrainConfig:
 
 
 def measure_latency(genotype: Genotype, table: CostTable, cfg: DemoConfig, timing: TimingConfig) -> dict[str, float]:
-    """5. The chosen network timed end to end as the table's parts were, next to the table's prediction."""
+    """5. The chosen network timed end to end as the table's parts were, next to the table's prediction, in a
+    new process (``benchmark_fresh``: not in the one that searched and trained)."""
     net = build_model(genotype, num_classes=table.meta.get("num_classes", 19))
-    t = measure(net, (3, *cfg.size), replace(timing, min_run_time=max(1.0, timing.min_run_time)))
-    return {"measured_ms": getattr(t, stat_key(timing.statistic)), "statistic": timing.statistic,
-            "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "predicted_ms": table.predict(genotype, calibrated=True),
+    t, = benchmark_fresh([net], tuple(cfg.size), replace(timing, min_run_time=max(1.0, timing.min_run_time)),
+                         canary=False, memory=False, rounds=1, max_other_cpu=None)
+    return {"measured_ms": t[stat_key(timing.statistic)], "statistic": timing.statistic,
+            "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"], "predicted_ms": table.predict(genotype, calibrated=True),
             "predicted_raw_ms": table.predict(genotype)}

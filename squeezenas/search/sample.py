@@ -206,7 +206,7 @@ def _second_look(cfg: SampleConfig, info: DistInfo, samples: list[dict[str, Any]
     if info.is_main:  # timed while the other processes wait, so that they do not disturb the measurement
         timing = {"measured": False, "reason": "no latency table" if lat is None else "measure is off"}
         if lat is not None and cfg.measure:
-            timing = measure_latency(samples, top, lat, net.macro, num_classes)
+            timing = measure_latency(samples, top, lat, net.macro, num_classes, fresh=cfg.measure_fresh)
         pick = choose(samples, top, cost_key, cfg.budget)
         report = {"finalists": top, "first_choice": first, "rescore_limit": cfg.rescore_limit, **timing}
         if pick is None:  # every finalist measured above the budget: the fastest of them, flagged

@@ -32,11 +32,12 @@ def rescore(samples: list[dict[str, Any]], indices: list[int], scorer: Callable[
 
 
 def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: CostTable, macro: Any,
-                    num_classes: int, progress: bool = False) -> dict[str, Any]:
+                    num_classes: int, fresh: bool = True) -> dict[str, Any]:
     """``measured_ms`` of each finalist: the whole network timed as the table's parts were (its TimingConfig and
-    statistic), on this machine. Returns what was done; nothing is timed when the table was measured on
-    another device (its fingerprint differs), since then this machine is not the target."""
-    from squeezenas.cost.benchmark import benchmark
+    statistic), on this machine, in a new process (``fresh``; see ``benchmark_fresh``) or in this one. Returns
+    what was done; nothing is timed when the table was measured on another device (its fingerprint differs),
+    since then this machine is not the target."""
+    from squeezenas.cost.benchmark import benchmark, benchmark_fresh
     from squeezenas.cost.lut import check_device, table_config
     from squeezenas.cost.timing import stat_key
 
@@ -47,14 +48,18 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
         return {"measured": False, "reason": f"the table was measured on another device ({'; '.join(differences)})"}
     from squeezenas.cost.timing.canary import speed_canary
 
-    config = table_config(table)
+    config, size = table_config(table), tuple(table.input_size)
     key = stat_key(config.statistic)
-    canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
-    for i in indices:
-        net = build_model(Genotype(macro, tuple(samples[i]["genotype"])), num_classes=num_classes)
-        samples[i]["measured_ms"] = benchmark(net, tuple(table.input_size), config, memory=False,
-                                              canary=canary)[key]
-    return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads}
+    nets = [build_model(Genotype(macro, tuple(samples[i]["genotype"])), num_classes=num_classes) for i in indices]
+    if fresh:
+        results = benchmark_fresh(nets, size, config, memory=False)
+    else:
+        canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
+        results = [benchmark(net, size, config, memory=False, canary=canary) for net in nets]
+    for i, r in zip(indices, results):
+        samples[i]["measured_ms"] = r[key]
+    return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads,
+            "process": "fresh" if fresh else "this", "timing_pid": results[0].get("pid") if results else None}
 
 
 def choose(samples: list[dict[str, Any]], indices: list[int], cost_key: str, budget: float | None) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -124,3 +125,9 @@ def test_the_finalists_are_timed_on_this_device(tiny_search, tmp_path):
     look = json.loads((tiny_search / "pareto.json").read_text())["second_look"]
     assert look["measured"] and look["statistic"] == "min"
     assert all(r.samples[i]["measured_ms"] > 0 for i in look["finalists"]) and "measured_ms" in r.chosen
+    assert look["process"] == "fresh" and look["timing_pid"] not in (None, os.getpid())  # not in this process
+
+    sample_and_select(_config(tiny_search, lut=str(path), n=4, budget=1e3, budget_kind="ms", finalists=2,
+                              measure_fresh=False, out=str(tmp_path / "chosen.json")))
+    look = json.loads((tiny_search / "pareto.json").read_text())["second_look"]
+    assert look["measured"] and look["process"] == "this" and look["timing_pid"] is None
