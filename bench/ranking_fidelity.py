@@ -10,6 +10,11 @@ continues where it stopped.
         --lut runs/ranking/lut.json --out runs/ranking --k 10
     → bench/results/ranking/new_path.json   (and runs/ranking/new_path/: the search, the K trainings)
 
+    python bench/ranking_fidelity.py --configuration new_path --picks-from bench/results/ranking/new_path.json \
+        --recipe v2 --train-epochs 40 --seeds 0 1
+    → bench/results/ranking/new_path_v2_s0-1.json: the same picks retrained with a better recipe; each finished
+      retraining is also kept in new_path_v2_s0-1.progress.json (commit it: a later session or clone goes on)
+
 Configurations (``CONFIGURATIONS``): the search flags of the old defaults (the paper's formulation) and of the
 new ones, each with the mixture and the discrete-path supernet.
 """
@@ -79,9 +84,14 @@ def spread(samples: list[dict], k: int) -> list[int]:
 RECIPES = {"short": {}, "v2": {"class_weights": "auto", "color_jitter": 0.4, "weight_decay": 1e-4}}
 
 
-def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int) -> dict[str, float]:
+def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int, done: dict) -> dict[str, float]:
     """Train the pick in ``folder`` from scratch with the ground-truth recipe and seed (resuming), score last.pt
-    on val and test; the first recipe and seed keep the folder names of the first runs (train/, val.json)."""
+    on val and test; the first recipe and seed keep the folder names of the first runs (train/, val.json).
+    ``done`` (the committed progress file's entries, keyed ``FOLDER/sSEED``) skips a retraining finished before,
+    in another session or clone."""
+    key = f"{folder.name}/s{seed}"
+    if key in done:
+        return done[key]
     tag = "" if (args.recipe, seed) == ("short", args.seed) else f"_{args.recipe}_s{seed}"
     run_dir = folder / f"train{tag}"
     tcfg = TrainConfig(model=str(folder / "genotype.json"), **data, out=str(run_dir), epochs=args.train_epochs,
@@ -99,17 +109,15 @@ def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int) -> di
     return scores
 
 
-def run(args: argparse.Namespace) -> dict:
-    fields, is_default = CONFIGURATIONS[args.configuration]
-    root = Path(args.out) / args.configuration
+def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[dict]:
+    """Search with the configuration, sample, take K picks spread over the front and the cloud; each pick's
+    supernet score (sample's, and again on the whole val split), predicted and measured latency."""
+    fields, _ = CONFIGURATIONS[args.configuration]
     table = load_lut(args.lut)
-    data = {"dataset": args.dataset, "data_root": args.data_root or None,
-            "data_options": parse_data_options(args.data_option)}
     scfg = SearchConfig(space="small", **data, cost="latency", lut=args.lut, target=args.target,
                         epochs=args.search_epochs, crop=tuple(args.crop), batch_size=args.batch_size,
                         workers=args.workers, device="cpu", seed=args.seed, progress=False, out=str(root / "search"),
                         **fields)
-    t0 = time.perf_counter()
     ckpt = root / "search" / "checkpoint.pt"
     result = run_search(scfg, table, resume=ckpt.is_file())
     print(f"[{args.configuration}] search: {result.epochs} epochs, {len(result.pruned)} pruned", flush=True)
@@ -119,46 +127,78 @@ def run(args: argparse.Namespace) -> dict:
                                        budget=None, finalists=0, device="cpu", workers=args.workers,
                                        seed=args.seed, progress=False))
     samples = json.loads(pareto.read_text())["samples"]
-    picks = spread(samples, args.k)
     full_scorer = None  # the picks scored again through the supernet on the whole validation split
     timing = replace(table_config(table), min_run_time=max(1.0, table_config(table).min_run_time))
-    pairs = []
-    for n, i in enumerate(picks):
+    picks = []
+    for n, i in enumerate(spread(samples, args.k)):
         s = samples[i]
         folder = root / "archs" / f"{n:02d}"
         genotype = Genotype(table.macro, tuple(s["genotype"]))
-        if not (folder / "genotype.json").is_file():
-            genotype.save(folder / "genotype.json")
-        per_seed = [retrain(folder, data, args, seed) for seed in args.seeds]
-        scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
         measured = folder / "latency.json"
-        if not measured.is_file():
-            from squeezenas.cost.benchmark import benchmark
+        if not measured.is_file():  # timed in a new process, not in this one that searched (docs/SEARCH.md)
+            from squeezenas.cost.benchmark import benchmark_fresh
             from squeezenas.models import build_model
 
             net = build_model(genotype, num_classes=int(table.meta.get("num_classes", 11)))
-            atomic_write_json(measured, benchmark(net, tuple(table.input_size), timing, memory=False))
-        ms = json.loads(measured.read_text())[f"{timing.statistic}_ms"]
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(measured, benchmark_fresh([net], tuple(table.input_size), timing, memory=False)[0])
         full = folder / "score_full.json"
         if not full.is_file():
             full_scorer = full_scorer or path_scorer(
                 SampleConfig(search=str(root / "search"), device="cpu", workers=args.workers, seed=args.seed,
                              progress=False), limit=None)
             atomic_write_json(full, full_scorer(genotype))
-        pairs.append({"genotype": list(genotype.ops), "score": s["miou"], "predicted_ms": s["latency_ms"],
-                      "measured_ms": ms, "val_miou": scores["val"], "test_miou": scores["test"],
-                      "score_full_val": json.loads(full.read_text())["miou"], "on_front": s["on_front"],
+        picks.append({"genotype": list(genotype.ops), "score": s["miou"], "predicted_ms": s["latency_ms"],
+                      "measured_ms": json.loads(measured.read_text())[f"{timing.statistic}_ms"],
+                      "score_full_val": json.loads(full.read_text())["miou"], "on_front": s["on_front"]})
+    return picks
+
+
+PICK_KEYS = ("genotype", "score", "predicted_ms", "measured_ms", "score_full_val", "on_front")
+
+
+def picks_from_results(path: Path) -> list[dict]:
+    """The picks of an earlier report (``--picks-from``): their scores and latencies as it recorded them."""
+    pairs = json.loads(path.read_text())["pairs"]
+    return [{k: p[k] for k in PICK_KEYS if k in p} for p in pairs]
+
+
+def run(args: argparse.Namespace) -> dict:
+    _, is_default = CONFIGURATIONS[args.configuration]
+    root = Path(args.out) / args.configuration
+    data = {"dataset": args.dataset, "data_root": args.data_root or None,
+            "data_options": parse_data_options(args.data_option)}
+    t0 = time.perf_counter()
+    picks = picks_from_results(Path(args.picks_from)) if args.picks_from else picks_from_search(args, root, data)
+    tag = ("" if args.recipe == "short" else f"_{args.recipe}") + \
+        ("" if args.seeds == [args.seed] else "_s" + "-".join(map(str, args.seeds)))
+    out = Path(args.results) / f"{args.configuration}{tag}.json"
+    progress = out.with_suffix(".progress.json")  # each finished retraining, committed: a later session goes on
+    done = json.loads(progress.read_text()) if progress.is_file() else {}
+    pairs = []
+    for n, pick in enumerate(picks):
+        folder = root / "archs" / f"{n:02d}"
+        if not (folder / "genotype.json").is_file():
+            Genotype.from_dict({"macro": "small", "genotype": pick["genotype"]}).save(folder / "genotype.json")
+        per_seed = []
+        for seed in args.seeds:
+            per_seed.append(retrain(folder, data, args, seed, done))
+            done[f"{folder.name}/s{seed}"] = per_seed[-1]
+            atomic_write_json(progress, done)
+        scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
+        pairs.append({**pick, "val_miou": scores["val"], "test_miou": scores["test"],
                       **({f"{split}_miou_seeds": [r[split] for r in per_seed] for split in ("val", "test")}
                          if len(per_seed) > 1 else {})})
-        print(f"[{args.configuration}] {n + 1}/{len(picks)}: score {s['miou']:.3f} → val {scores['val']:.3f}, "
-              f"test {scores['test']:.3f}, {ms:.2f} ms", flush=True)
+        print(f"[{args.configuration}] {n + 1}/{len(picks)}: score {pick['score']:.3f} → val {scores['val']:.3f}, "
+              f"test {scores['test']:.3f}, {pick['measured_ms']:.2f} ms", flush=True)
     summary = {}
     for split in ("val", "test"):
         b = [p[f"{split}_miou"] for p in pairs]
         for name, key in (("", "score"), ("_full", "score_full_val")):
-            a = [p[key] for p in pairs]
-            summary[f"kendall_tau{name}_{split}"] = kendall_tau(a, b)
-            summary[f"spearman_rho{name}_{split}"] = spearman(a, b)
+            if all(key in p for p in pairs):
+                a = [p[key] for p in pairs]
+                summary[f"kendall_tau{name}_{split}"] = kendall_tau(a, b)
+                summary[f"spearman_rho{name}_{split}"] = spearman(a, b)
     # the ground truth's own agreement: how far two evaluations of the same retrained networks rank alike
     summary["kendall_tau_retrained_val_test"] = kendall_tau([p["val_miou"] for p in pairs],
                                                             [p["test_miou"] for p in pairs])
@@ -166,17 +206,16 @@ def run(args: argparse.Namespace) -> dict:
         summary["kendall_tau_retrained_seed_seed_test"] = kendall_tau([p["test_miou_seeds"][0] for p in pairs],
                                                                       [p["test_miou_seeds"][1] for p in pairs])
     settings = {k: v for k, v in vars(args).items() if k not in ("configuration", "out")}
+    fields, _ = CONFIGURATIONS[args.configuration]
     report = {"configuration": {"name": args.configuration, **fields, "settings": settings},
               "is_default": is_default, "k": len(pairs), **summary, "pairs": pairs,
               "commands": [" ".join(shlex.quote(a) for a in ["python", *sys.argv])],
               "seconds_this_call": round(time.perf_counter() - t0, 1)}
-    tag = ("" if args.recipe == "short" else f"_{args.recipe}") + \
-        ("" if args.seeds == [args.seed] else "_s" + "-".join(map(str, args.seeds)))
-    out = Path(args.results) / f"{args.configuration}{tag}.json"
     atomic_write_json(out, report)
+    full = (f" (whole-split score: {summary['kendall_tau_full_val']:.2f}, {summary['kendall_tau_full_test']:.2f})"
+            if "kendall_tau_full_val" in summary else "")
     print(f"[{args.configuration}] Kendall τ val {summary['kendall_tau_val']:.2f}, test "
-          f"{summary['kendall_tau_test']:.2f} (whole-split score: {summary['kendall_tau_full_val']:.2f}, "
-          f"{summary['kendall_tau_full_test']:.2f}); Spearman ρ val {summary['spearman_rho_val']:.2f}; retrained "
+          f"{summary['kendall_tau_test']:.2f}{full}; Spearman ρ val {summary['spearman_rho_val']:.2f}; retrained "
           f"val vs test τ {summary['kendall_tau_retrained_val_test']:.2f} → {out}")
     return report
 
@@ -187,7 +226,10 @@ def main() -> None:
     p.add_argument("--dataset", default="camvid")
     p.add_argument("--data-root", default="../shared/data/camvid")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--lut", required=True, help="latency table of the target (this CPU) at the deployment size")
+    p.add_argument("--lut", help="latency table of the target (this CPU) at the deployment size (for a search)")
+    p.add_argument("--picks-from", metavar="JSON",
+                   help="retrain the picks of an earlier report (bench/results/ranking/C.json) instead of searching: "
+                        "a better ground truth for the same picks, without the search's folder")
     p.add_argument("--target", type=float, default=None, help="expected-latency target (ms); default: α")
     p.add_argument("--search-epochs", type=int, default=8)
     p.add_argument("--crop", type=int, nargs=2, default=(176, 240))
@@ -208,6 +250,8 @@ def main() -> None:
     p.add_argument("--results", default="bench/results/ranking")
     args = p.parse_args()
     args.seeds = args.seeds or [args.seed]
+    if not args.picks_from and not args.lut:
+        p.error("--lut is needed for a search (or retrain earlier picks with --picks-from)")
     run(args)
 
 
