@@ -101,7 +101,8 @@ def _arm(run_dir: Path, name: str, model: str | Path) -> dict | None:
         timed = (lat.get("genotype") or {}).get("genotype")
         if genotype is not None and timed not in (None, genotype):
             raise SystemExit(f"{run_dir}/latency/{name}_{backend}.json timed another genotype than {model}: "
-                             "the selection was redone after it; delete the file and run the script again")
+                             "the selection was redone after it; delete the file (and its copy under --results, "
+                             "which the script restores) and run the script again")
         arm["latency_ms" if backend == "eager" else "latency_ms_onnxruntime"] = lat["min_ms"]
     return arm
 

@@ -15,8 +15,9 @@
 #
 # Every step is skipped when its output exists and trainings continue from their last.pt: run the same command
 # again after an interruption. What is already in RESULTS (committed: the targets, latencies, chosen genotypes,
-# zero-shot scores and each finished training's test.json) is restored into OUT first, so a fresh clone or another
-# session continues where the committed results stop, without timing, searching or training anything again. Everything timed (table, latencies, the finalists of the selection) runs before
+# zero-shot scores and each finished training's test.json, under RESULTS/runs/RECIPE_eEPOCHS_ftFT_EPOCHS/) is
+# restored into OUT first, so a fresh clone or another session continues where the committed results stop, without
+# timing, searching or training anything again; to redo a step, delete its file in OUT and in RESULTS. Everything timed (table, latencies, the finalists of the selection) runs before
 # any training, alone on the machine. Settings (environment): DATA, OUT (runs/camvid_claim), SEEDS ("0 1 2"),
 # EPOCHS (recipe default), FT_EPOCHS (40: fine-tuning), SEARCH_EPOCHS (8), N (100 samples), VAL_LIMIT (50
 # strided validation images per sample; finalists on the whole split), LANES (2 trainings side by side, one
@@ -58,16 +59,23 @@ restore() {  # src dst
 restore "$RESULTS/targets.json" "$OUT/targets.json"
 restore "$RESULTS/lut_eager_check.json" "$OUT/lut_eager_check.json"
 for f in "$RESULTS"/latency_*.json; do
-  [[ -f "$f" ]] && restore "$f" "$OUT/latency/$(basename "${f#"$RESULTS"/latency_}")"
+  if [[ -f "$f" ]]; then restore "$f" "$OUT/latency/$(basename "${f#"$RESULTS"/latency_}")"; fi
 done
 for f in "$RESULTS"/search_*_t[12]_chosen_genotype.json; do
-  [[ -f "$f" ]] && restore "$f" "$OUT/$(basename "${f%_chosen_genotype.json}")/chosen_genotype.json"
+  if [[ -f "$f" ]]; then restore "$f" "$OUT/$(basename "${f%_chosen_genotype.json}")/chosen_genotype.json"; fi
 done
 for f in "$RESULTS"/zero_shot_*.json; do
-  [[ -f "$f" ]] && restore "$f" "$OUT/zero_shot/$(basename "${f#"$RESULTS"/zero_shot_}")"
+  if [[ -f "$f" ]]; then restore "$f" "$OUT/zero_shot/$(basename "${f#"$RESULTS"/zero_shot_}")"; fi
 done
-for f in "$RESULTS"/runs/*/test.json; do
-  [[ -f "$f" ]] && restore "$f" "$OUT/runs/$(basename "$(dirname "$f")")/test.json"
+# finished trainings, kept per recipe and schedule: a run with other EPOCHS (a smoke test) restores none of these
+# shellcheck source=bench/camvid_recipe.sh
+source bench/camvid_recipe.sh
+SAVED="$RESULTS/runs/${RECIPE}_e${EPOCHS}_ft${FT_EPOCHS}"
+for f in "$SAVED"/*/test.json; do
+  if [[ -f "$f" ]]; then restore "$f" "$OUT/runs/$(basename "$(dirname "$f")")/test.json"; fi
+done
+for f in "$OUT"/runs/*/test.json; do  # and the other way: finished here, not saved yet
+  if [[ -f "$f" ]]; then restore "$f" "$SAVED/$(basename "$(dirname "$f")")/test.json"; fi
 done
 chosen_all() { for k in 1 2; do for arm in latency mac; do
   [[ -f "$OUT/search_${arm}_t$k/chosen_genotype.json" ]] || return 1; done; done; }
@@ -150,8 +158,6 @@ done
 
 # 5. every arm trained with the recipe, seed by seed, LANES side by side (one thread each)
 lane_env=(); (( LANES > 1 )) && lane_env=(env OMP_NUM_THREADS=1)
-# shellcheck source=bench/camvid_recipe.sh
-source bench/camvid_recipe.sh
 train() {  # name model seed [flags...]
   local name="$1" model="$2" seed="$3" dir="$OUT/runs/$1_s$3"
   shift 3
@@ -160,8 +166,7 @@ train() {  # name model seed [flags...]
   mkdir -p "$dir"
   camvid_train "$dir" "$model" --seed "$seed" "$@" >> "$dir.log" 2>&1
   log "trained $name seed $seed: test mIoU $(camvid_test_miou "$dir")"
-  mkdir -p "$RESULTS/runs/${name}_s$seed"  # what a later session restores (commit it)
-  cp "$dir/test.json" "$RESULTS/runs/${name}_s$seed/"
+  restore "$dir/test.json" "$SAVED/${name}_s$seed/test.json"  # what a later session restores (commit it)
 }
 # in the order that completes a verdict soonest: T1's three arms, then T2's, for the first two seeds; then the
 # fine-tuned released networks; then the remaining seeds

@@ -39,7 +39,7 @@ from squeezenas.engine.config import EvalConfig, TrainConfig  # noqa: E402
 from squeezenas.engine.evaluate import evaluate_checkpoint  # noqa: E402
 from squeezenas.engine.train import train  # noqa: E402
 from squeezenas.search import SampleConfig, SearchConfig, path_scorer, run_search, sample_and_select  # noqa: E402
-from squeezenas.space.genotype import Genotype  # noqa: E402
+from squeezenas.space.genotype import Genotype, load_genotype  # noqa: E402
 from squeezenas.utils.io import atomic_write_json  # noqa: E402
 
 PAPER = {"warmup_epochs": 0, "cost_ramp": 0.0, "theta": "joint", "cost_through": "softmax"}
@@ -89,9 +89,10 @@ def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int, done:
     on val and test; the first recipe and seed keep the folder names of the first runs (train/, val.json).
     ``done`` (the committed progress file's entries, keyed ``FOLDER/sSEED``) skips a retraining finished before,
     in another session or clone."""
-    key = f"{folder.name}/s{seed}"
-    if key in done:
-        return done[key]
+    entry = done.get(f"{folder.name}/s{seed}")
+    if entry is not None and entry.get("genotype") == list(load_genotype(folder / "genotype.json").ops) \
+            and entry.get("settings") == ground_truth_settings(args):
+        return {"val": entry["val"], "test": entry["test"]}
     tag = "" if (args.recipe, seed) == ("short", args.seed) else f"_{args.recipe}_s{seed}"
     run_dir = folder / f"train{tag}"
     tcfg = TrainConfig(model=str(folder / "genotype.json"), **data, out=str(run_dir), epochs=args.train_epochs,
@@ -107,6 +108,12 @@ def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int, done:
                                            workers=args.workers, device="cpu", report=str(path), progress=False))
         scores[split] = json.loads(path.read_text())["miou"]
     return scores
+
+
+def ground_truth_settings(args: argparse.Namespace) -> dict:
+    """What a retraining's result depends on besides the network and the seed (kept with it in the progress file)."""
+    return {"recipe": args.recipe, "train_epochs": args.train_epochs, "crop": list(args.crop),
+            "size": list(args.size), "batch_size": args.batch_size, "dataset": args.dataset}
 
 
 def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[dict]:
@@ -157,10 +164,13 @@ def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[
 PICK_KEYS = ("genotype", "score", "predicted_ms", "measured_ms", "score_full_val", "on_front")
 
 
-def picks_from_results(path: Path) -> list[dict]:
+def picks_from_results(path: Path, configuration: str) -> list[dict]:
     """The picks of an earlier report (``--picks-from``): their scores and latencies as it recorded them."""
-    pairs = json.loads(path.read_text())["pairs"]
-    return [{k: p[k] for k in PICK_KEYS if k in p} for p in pairs]
+    report = json.loads(path.read_text())
+    name = report.get("configuration", {}).get("name")
+    if name != configuration:
+        raise SystemExit(f"{path}: holds the picks of configuration {name!r}, not {configuration!r}")
+    return [{k: p[k] for k in PICK_KEYS if k in p} for p in report["pairs"]]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -169,10 +179,13 @@ def run(args: argparse.Namespace) -> dict:
     data = {"dataset": args.dataset, "data_root": args.data_root or None,
             "data_options": parse_data_options(args.data_option)}
     t0 = time.perf_counter()
-    picks = picks_from_results(Path(args.picks_from)) if args.picks_from else picks_from_search(args, root, data)
     tag = ("" if args.recipe == "short" else f"_{args.recipe}") + \
         ("" if args.seeds == [args.seed] else "_s" + "-".join(map(str, args.seeds)))
     out = Path(args.results) / f"{args.configuration}{tag}.json"
+    if args.picks_from and out.resolve() == Path(args.picks_from).resolve():
+        raise SystemExit(f"{out}: would overwrite the report the picks come from; choose another --recipe or --seeds")
+    picks = (picks_from_results(Path(args.picks_from), args.configuration) if args.picks_from
+             else picks_from_search(args, root, data))
     progress = out.with_suffix(".progress.json")  # each finished retraining, committed: a later session goes on
     done = json.loads(progress.read_text()) if progress.is_file() else {}
     pairs = []
@@ -180,10 +193,14 @@ def run(args: argparse.Namespace) -> dict:
         folder = root / "archs" / f"{n:02d}"
         if not (folder / "genotype.json").is_file():
             Genotype.from_dict({"macro": "small", "genotype": pick["genotype"]}).save(folder / "genotype.json")
+        if list(load_genotype(folder / "genotype.json").ops) != list(pick["genotype"]):
+            raise SystemExit(f"{folder}: holds another network than pick {n} (another search or report wrote "
+                             "it); choose another --out")
         per_seed = []
         for seed in args.seeds:
             per_seed.append(retrain(folder, data, args, seed, done))
-            done[f"{folder.name}/s{seed}"] = per_seed[-1]
+            done[f"{folder.name}/s{seed}"] = {**per_seed[-1], "genotype": list(pick["genotype"]),
+                                              "settings": ground_truth_settings(args)}
             atomic_write_json(progress, done)
         scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
         pairs.append({**pick, "val_miou": scores["val"], "test_miou": scores["test"],

@@ -28,6 +28,7 @@ from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
+from squeezenas.space.genotype import Genotype
 from squeezenas.utils.config import pair
 
 DEFAULT_SIZE = (1024, 2048)
@@ -109,28 +110,43 @@ def benchmark(
     return result
 
 
-def benchmark_fresh(models: list[nn.Module], size: tuple[int, int], config: TimingConfig, *,
-                    canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-    """``benchmark`` of each module, one after the other, in a new Python process (spawned, as ``squeezenas
-    bench`` runs), with one speed canary shared among them; ``kwargs`` go to ``benchmark``. Each result also
-    records ``pid``, the timing process.
+def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig, *,
+                    num_classes: int | None = None, canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+    """``benchmark`` of each network (a genotype, zoo name or file, built with ``num_classes``), one after the
+    other, in a new Python process (spawned, as ``squeezenas bench`` runs), with one speed canary shared among
+    them; ``kwargs`` go to ``benchmark``. Each result also records ``pid``, the timing process.
 
     For a process that has done other work first (trained or scored a supernet): networks timed inside such a
     process measured 10-24% above the same networks timed by ``squeezenas bench`` (docs/SEARCH.md, step 6 of
-    the selection), with no cause found; a fresh process holds nothing but the networks timed.
+    the selection), with no cause found; a fresh process holds nothing but the networks timed. The networks
+    are built there: modules would travel as shared-memory tensors, one file descriptor each.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    for m in models:
+        if not isinstance(m, (Genotype, str, Path)):
+            raise TypeError(f"benchmark_fresh takes genotypes, zoo names or files, not {type(m).__name__}")
+    if not models:
+        return []
+    if config.device == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # this process's cached blocks would crowd the timing process's
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_benchmark_all, models, size, config, canary, kwargs).result()
+        return pool.submit(_benchmark_all, models, size, config, num_classes, canary, kwargs).result()
 
 
-def _benchmark_all(models: list[nn.Module], size: tuple[int, int], config: TimingConfig, canary: bool,
-                   kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+def _benchmark_all(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig,
+                   num_classes: int | None, canary: bool, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     """``benchmark_fresh``'s side in the new process."""
+    from squeezenas.models.builder import build_model
+
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device) or False
-    return [{**benchmark(m, size, config, canary=probe, **kwargs), "pid": os.getpid()} for m in models]
+    out = []
+    for m in models:
+        net = build_model(m, num_classes=num_classes) if isinstance(m, Genotype) else m
+        out.append({**benchmark(net, size, config, num_classes=num_classes, canary=probe, **kwargs),
+                    "pid": os.getpid()})
+    return out
 
 
 def _artefact_of(model: Any) -> Artefact | None:

@@ -14,15 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from squeezenas.cost.benchmark import benchmark_fresh
 from squeezenas.cost.lut import build_lut, check_lut
 from squeezenas.cost.tables import CostTable
-from squeezenas.cost.benchmark import benchmark_fresh
 from squeezenas.cost.timing import TimingConfig, stat_key
 from squeezenas.data import dataset_info
 from squeezenas.engine.config import EvalConfig, TrainConfig
 from squeezenas.engine.evaluate import evaluate_checkpoint
 from squeezenas.engine.train import train
-from squeezenas.models import build_model
 from squeezenas.pipeline.config import DemoConfig
 from squeezenas.pipeline.report import pictures, render_report
 from squeezenas.search import SampleConfig, SearchConfig, run_search, sample_and_select
@@ -178,11 +177,12 @@ def retrain_config(cfg: DemoConfig, out: Path) -> TrainConfig:
 
 
 def measure_latency(genotype: Genotype, table: CostTable, cfg: DemoConfig, timing: TimingConfig) -> dict[str, float]:
-    """5. The chosen network timed end to end as the table's parts were, next to the table's prediction, in a
+    """5. The chosen network timed end to end with the table's settings, next to the table's prediction, in a
     new process (``benchmark_fresh``: not in the one that searched and trained)."""
-    net = build_model(genotype, num_classes=table.meta.get("num_classes", 19))
-    t, = benchmark_fresh([net], tuple(cfg.size), replace(timing, min_run_time=max(1.0, timing.min_run_time)),
-                         canary=False, memory=False, rounds=1, max_other_cpu=None)
-    return {"measured_ms": t[stat_key(timing.statistic)], "statistic": timing.statistic,
-            "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"], "predicted_ms": table.predict(genotype, calibrated=True),
-            "predicted_raw_ms": table.predict(genotype)}
+    once = replace(timing.resolved(), min_run_time=max(1.0, timing.min_run_time))  # this process's threads
+    t, = benchmark_fresh([genotype], tuple(cfg.size), once,
+                         num_classes=table.meta.get("num_classes", 19), canary=False, memory=False, rounds=1,
+                         max_other_cpu=None)
+    return {"measured_ms": t[stat_key(timing.statistic)], "statistic": timing.statistic, "process": "fresh",
+            "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"],
+            "predicted_ms": table.predict(genotype, calibrated=True), "predicted_raw_ms": table.predict(genotype)}

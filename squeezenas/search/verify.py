@@ -8,6 +8,7 @@ networks that can be chosen at all.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from squeezenas.cost.tables import CostTable
@@ -50,16 +51,18 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
 
     config, size = table_config(table), tuple(table.input_size)
     key = stat_key(config.statistic)
-    nets = [build_model(Genotype(macro, tuple(samples[i]["genotype"])), num_classes=num_classes) for i in indices]
+    genotypes = [Genotype(macro, tuple(samples[i]["genotype"])) for i in indices]
     if fresh:
-        results = benchmark_fresh(nets, size, config, memory=False)
+        results = benchmark_fresh(genotypes, size, config, num_classes=num_classes, memory=False)
     else:
         canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
-        results = [benchmark(net, size, config, memory=False, canary=canary) for net in nets]
+        results = [benchmark(build_model(g, num_classes=num_classes), size, config, memory=False, canary=canary)
+                   for g in genotypes]
     for i, r in zip(indices, results):
         samples[i]["measured_ms"] = r[key]
     return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads,
-            "process": "fresh" if fresh else "this", "timing_pid": results[0].get("pid") if results else None}
+            "process": "fresh" if fresh else "this",
+            "timing_pid": (results[0]["pid"] if results else None) if fresh else os.getpid()}
 
 
 def choose(samples: list[dict[str, Any]], indices: list[int], cost_key: str, budget: float | None) -> int | None:

@@ -1,27 +1,39 @@
-"""The end-to-end benchmark run in a new process: same results as in this one, errors come back."""
+"""The end-to-end benchmark run in a new process: networks built there, one process for all, errors come back."""
 
 from __future__ import annotations
 
 import os
+import resource
 
 import pytest
 from torch import nn
 
 from squeezenas.cost.benchmark import benchmark_fresh
 from squeezenas.cost.timing import TimingConfig
+from squeezenas.space.genotype import Genotype
+from squeezenas.space.macro import get_space
 
 QUICK = TimingConfig(threads=1, min_run_time=0.01, max_run_time=0.2, warmup=1, min_repeats=3, statistic="min")
 
 
-def test_benchmark_fresh_times_every_module_in_one_new_process():
-    nets = [nn.Conv2d(3, 4, 3, padding=1), nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 2, 1))]
-    results = benchmark_fresh(nets, (16, 24), QUICK, canary=False, memory=False, rounds=1)
-    assert [r["name"] for r in results] == ["Conv2d", "Sequential"]
+def test_benchmark_fresh_times_every_network_in_one_new_process():
+    macro = get_space("small")
+    nets = [Genotype(macro, ("skip",) * 20), Genotype(macro, (macro.candidates[1],) * 20), "squeezenas_lat_small"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))  # networks do not travel as shared tensors
+    try:
+        results = benchmark_fresh(nets, (64, 96), QUICK, num_classes=11, canary=False, memory=False, rounds=1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert len({r["pid"] for r in results}) == 1 and results[0]["pid"] != os.getpid()
-    assert all(r["latency_ms"] == r["min_ms"] > 0 and r["input_size"] == [16, 24] for r in results)
-    assert results[0]["gmacs"] == pytest.approx(16 * 24 * 4 * 27 / 1e9)  # SPEC convention: multiply-adds
+    assert results[2]["name"] == "squeezenas_lat_small" and results[0]["genotype"]["genotype"] == ["skip"] * 20
+    assert all(r["latency_ms"] == r["min_ms"] > 0 and r["input_size"] == [64, 96] for r in results)
+    assert results[0]["gmacs"] < results[1]["gmacs"]  # all-skip is the cheapest network of the space
+    assert benchmark_fresh([], (64, 96), QUICK) == []
 
 
-def test_benchmark_fresh_raises_the_new_process_error_here():
-    with pytest.raises(RuntimeError, match="channel"):
-        benchmark_fresh([nn.Conv2d(5, 4, 3)], (8, 8), QUICK, canary=False, memory=False, rounds=1)
+def test_benchmark_fresh_refuses_modules_and_raises_the_new_process_error_here():
+    with pytest.raises(TypeError, match="genotypes, zoo names or files"):
+        benchmark_fresh([nn.Conv2d(3, 4, 3)], (8, 8), QUICK)
+    with pytest.raises(Exception, match="no_such_net"):
+        benchmark_fresh(["no_such_net"], (8, 8), QUICK, num_classes=11, canary=False, memory=False, rounds=1)
