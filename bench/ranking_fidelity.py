@@ -13,7 +13,10 @@ continues where it stopped.
     python bench/ranking_fidelity.py --configuration new_path --picks-from bench/results/ranking/new_path.json \
         --recipe v2 --train-epochs 40 --seeds 0 1
     → bench/results/ranking/new_path_v2_s0-1.json: the same picks retrained with a better recipe; each finished
-      retraining is also kept in new_path_v2_s0-1.progress.json (commit it: a later session or clone goes on)
+      retraining is also kept in new_path_v2_sSEED.progress.json (commit it: a later session or clone goes on).
+      Seeds side by side, one thread each, then the combined report (nothing retrained):
+        for s in 0 1; do OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds $s & done; wait
+        python bench/ranking_fidelity.py ... --seeds 0 1
 
 Configurations (``CONFIGURATIONS``): the search flags of the old defaults (the paper's formulation) and of the
 new ones, each with the mixture and the discrete-path supernet.
@@ -186,8 +189,11 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(f"{out}: would overwrite the report the picks come from; choose another --recipe or --seeds")
     picks = (picks_from_results(Path(args.picks_from), args.configuration) if args.picks_from
              else picks_from_search(args, root, data))
-    progress = out.with_suffix(".progress.json")  # each finished retraining, committed: a later session goes on
-    done = json.loads(progress.read_text()) if progress.is_file() else {}
+    # each finished retraining, one file per seed (committed: a later session goes on; processes retraining
+    # other seeds side by side write other files, and a call with all the seeds combines them)
+    progress = {seed: Path(args.results) / f"{args.configuration}_{args.recipe}_s{seed}.progress.json"
+                for seed in args.seeds}
+    done = {k: v for f in progress.values() if f.is_file() for k, v in json.loads(f.read_text()).items()}
     pairs = []
     for n, pick in enumerate(picks):
         folder = root / "archs" / f"{n:02d}"
@@ -201,7 +207,7 @@ def run(args: argparse.Namespace) -> dict:
             per_seed.append(retrain(folder, data, args, seed, done))
             done[f"{folder.name}/s{seed}"] = {**per_seed[-1], "genotype": list(pick["genotype"]),
                                               "settings": ground_truth_settings(args)}
-            atomic_write_json(progress, done)
+            atomic_write_json(progress[seed], {k: v for k, v in done.items() if k.endswith(f"/s{seed}")})
         scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
         pairs.append({**pick, "val_miou": scores["val"], "test_miou": scores["test"],
                       **({f"{split}_miou_seeds": [r[split] for r in per_seed] for split in ("val", "test")}
