@@ -39,8 +39,12 @@ def collect(root: Path) -> dict:
         summary[recipe] = {"seeds": sorted(seeds), "test_miou": t, "mean": float(np.mean(t)),
                            "sd": float(np.std(t, ddof=1)) if len(t) > 1 else None,
                            "per_class_mean": pc.mean(0).tolist()}
-    common = sorted(set(runs.get("v1", {})) & set(runs.get("v2", {})))
-    gains = {s: runs["v2"][s]["test_miou"] - runs["v1"][s]["test_miou"] for s in common}
+    gains = {}  # every newer recipe against every older one, on the seeds both ran
+    for new in sorted(runs):
+        for old in sorted(runs):
+            common = sorted(set(runs[old]) & set(runs[new]))
+            if old < new and common:
+                gains[f"{new}-{old}"] = {s: runs[new][s]["test_miou"] - runs[old][s]["test_miou"] for s in common}
     return {"runs": runs, "summary": summary, "gain_per_seed": gains}
 
 
@@ -57,9 +61,9 @@ def markdown(r: dict) -> str:
         sd = f" ± {100 * s['sd']:.1f}" if s["sd"] is not None else ""
         lines.append(f"| **{recipe} mean** | | | **{100 * s['mean']:.1f}{sd}** | "
                      + " | ".join(f"{100 * v:.1f}" for v in s["per_class_mean"]) + " |")
-    if r["gain_per_seed"]:
-        lines.append("\nGain v2 − v1 per seed (test mIoU points): "
-                     + ", ".join(f"seed {s}: {100 * g:+.1f}" for s, g in sorted(r["gain_per_seed"].items())))
+    for pair, gains in r["gain_per_seed"].items():
+        lines.append(f"\nGain {pair.replace('-', ' − ')} per seed (test mIoU points): "
+                     + ", ".join(f"seed {s}: {100 * g:+.1f}" for s, g in sorted(gains.items())))
     return "\n".join(lines) + "\n"
 
 

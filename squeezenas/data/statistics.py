@@ -26,12 +26,13 @@ def class_pixels(dataset: SegmentationDataset, num_classes: int, progress: bool 
     return pixels, present_in
 
 
-def median_frequency_weights(pixels: np.ndarray, present_in: np.ndarray) -> np.ndarray:
-    """Median frequency balancing (Eigen & Fergus, 2015; SegNet, ENet): freq(c) = pixels of c / pixels of the
-    images where c appears, weight(c) = median(freq) / freq(c). Classes never seen get weight 0."""
+def median_frequency_weights(pixels: np.ndarray, present_in: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Median frequency balancing (Eigen & Fergus, 2015; SegNet): freq(c) = pixels of c / pixels of the images
+    where c appears, weight(c) = (median(freq) / freq(c)) ** power; ``power`` 0.5 is the milder square-root
+    balancing. Classes never seen get weight 0."""
     seen = present_in > 0
     freq = np.zeros(len(pixels))
     freq[seen] = pixels[seen] / present_in[seen]
     weights = np.zeros(len(pixels))
-    weights[seen] = np.median(freq[seen]) / freq[seen]
+    weights[seen] = (np.median(freq[seen]) / freq[seen]) ** power
     return weights

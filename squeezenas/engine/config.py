@@ -75,7 +75,8 @@ class TrainConfig(DataFields, RunFields):
     scale: tuple[float, float] = (0.5, 2.0)  # random rescaling range before the crop
     color_jitter: float = 0.0  # random brightness, contrast and saturation factors in [1 - j, 1 + j] (0: none)
     class_weights: str | None = None  # "auto": the loss weighs classes by median frequency in the training
-    #                                   split (rare classes count more; written to out/class_weights.json)
+    #                                   split (rare classes count more; written to out/class_weights.json);
+    #                                   "sqrt": by its square root (milder)
     workers: int = 4  # DataLoader worker processes per training process (0: load in the main process)
     max_steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs); None: the whole split
     # validation
@@ -125,8 +126,8 @@ def check_train_config(cfg: TrainConfig) -> None:
     check_fields(cfg)
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
-    if cfg.class_weights not in (None, "auto"):
-        raise ConfigError(f"class_weights must be 'auto' or unset, got {cfg.class_weights!r}")
+    if cfg.class_weights not in (None, "auto", "sqrt"):
+        raise ConfigError(f"class_weights must be 'auto', 'sqrt' or unset, got {cfg.class_weights!r}")
     if not 0 <= cfg.color_jitter < 1:
         raise ConfigError(f"color_jitter must lie in [0, 1), got {cfg.color_jitter}")
     for name in ("epochs", "batch_size", "val_every", "log_every", "max_steps_per_epoch", "num_classes"):

@@ -64,15 +64,20 @@ def restore_schedule(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr
 
 
 
+CLASS_WEIGHTS = {"auto": ("median_frequency", 1.0), "sqrt": ("median_frequency_sqrt", 0.5)}  # → method, power
+
+
 def class_weights(cfg: TrainConfig, dataset: Any, num_classes: int, saved: Any = None) -> tuple[torch.Tensor | None, dict | None]:
-    """The loss's class weights: None, or ("auto") median-frequency weights of the training split — those of
-    ``saved`` (a resumed run's ``class_weights.json`` record) when given. Returns the tensor and its record."""
+    """The loss's class weights: None, median-frequency weights of the training split ("auto") or their square
+    roots ("sqrt") — those of ``saved`` (a resumed run's ``class_weights.json`` record) when given. Returns the
+    tensor and its record."""
     if cfg.class_weights is None:
         return None, None
     if saved is None:
         from squeezenas.data.statistics import class_pixels, median_frequency_weights
 
+        method, power = CLASS_WEIGHTS[cfg.class_weights]
         pixels, present_in = class_pixels(dataset, num_classes, progress=cfg.progress)
-        saved = {"method": "median_frequency", "weights": median_frequency_weights(pixels, present_in).tolist(),
+        saved = {"method": method, "weights": median_frequency_weights(pixels, present_in, power).tolist(),
                  "pixels": pixels.tolist(), "pixels_of_images_present": present_in.tolist()}
     return torch.tensor(saved["weights"], dtype=torch.float32), saved

@@ -21,6 +21,8 @@ from test_train import make_folder_dataset, tiny_config
 def test_median_frequency_weights():
     w = median_frequency_weights(np.array([100, 10, 0]), np.array([200, 100, 0]))
     np.testing.assert_allclose(w, [0.6, 3.0, 0.0])  # freq 0.5 and 0.1, median 0.3; an unseen class gets 0
+    np.testing.assert_allclose(median_frequency_weights(np.array([100, 10, 0]), np.array([200, 100, 0]), 0.5),
+                               [0.6 ** 0.5, 3.0 ** 0.5, 0.0])  # "sqrt": milder
 
 
 def test_class_pixels_of_a_folder_dataset(tmp_path):
@@ -70,3 +72,14 @@ def test_a_run_with_class_weights_saves_and_resumes_them(tmp_path, monkeypatch):
     train(replace(cfg, resume=True, epochs=2))
     with pytest.raises(Exception, match="class_weights"):
         tiny_config(out, class_weights="inverse")
+
+
+def test_sqrt_class_weights_are_the_square_roots_of_median_frequency(tmp_path):
+    root = make_folder_dataset(tmp_path / "data", classes=3)
+    records = {}
+    for kind in ("auto", "sqrt"):
+        out = tmp_path / kind
+        train(tiny_config(out, dataset="folder", data_root=str(root), data_options={}, epochs=1, class_weights=kind))
+        records[kind] = json.loads((out / "class_weights.json").read_text())
+    assert records["sqrt"]["method"] == "median_frequency_sqrt"
+    np.testing.assert_allclose(records["sqrt"]["weights"], np.sqrt(records["auto"]["weights"]))
