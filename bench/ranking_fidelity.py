@@ -51,6 +51,7 @@ CONFIGURATIONS = {  # name → (search fields, whether they are the defaults)
     "old_path": ({**PAPER, "supernet": "path"}, False),
     "new_mixture": ({"supernet": "mixture"}, True),
     "new_path": ({"supernet": "path"}, True),
+    "new_path_alternate": ({"supernet": "path", "alternate": True}, False),  # θ on a held-out 20% of train
 }
 
 
