@@ -22,7 +22,8 @@ from squeezenas.cost.counting import count_costs
 from squeezenas.cost.timing.backends import Artefact
 from squeezenas.cost.timing.canary import SpeedCanary, speed_canary
 from squeezenas.cost.timing.config import BACKENDS, TimingConfig, check_available, default_rounds, stat_key
-from squeezenas.cost.timing.contention import MAX_OTHER_CPU, RETRIES, cpu_load, measure_guarded, warn_if_busy
+from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, cpu_load, measure_guarded,
+                                                 warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
 from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
@@ -46,6 +47,7 @@ def benchmark(
     retries: int = RETRIES,
     rounds: int | None = None,
     canary: bool | SpeedCanary = True,
+    wait_budget: WaitBudget | None = None,
 ) -> dict[str, Any]:
     """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or a file ``squeezenas export`` wrote:
     .onnx, OpenVINO .xml, ExecuTorch .pte) on one (1, 3, H, W) input; ``size`` defaults to such a file's own
@@ -59,9 +61,11 @@ def benchmark(
     times at most) while other processes use more than ``max_other_cpu`` of the CPUs (``measure_guarded``);
     ``other_cpu`` records their worst share during the kept rounds; with ``canary`` (CPU only) also while the
     machine itself runs slow (``SpeedCanary``, or the one given, shared by several benchmarks; ``canary_ratio``
-    of the kept round).
+    of the kept round). Waiting for a quiet machine is bounded by ``wait_budget`` (``WaitBudget``: 120 s per call
+    unless one is given, shared by several benchmarks).
     """
     config = (config or TimingConfig()).resolved()
+    wait_budget = wait_budget or WaitBudget()
     rounds = default_rounds(config) if rounds is None else rounds
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -85,7 +89,8 @@ def benchmark(
         target = lambda: targets.get("net", lambda: net, (3, h, w))
         probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
         for _ in range(rounds):
-            g = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries, canary=probe)
+            g = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries, canary=probe,
+                                budget=wait_budget)
             measured.append({**g.timing.statistics(), **g.record()})
             t = g.timing
         memory_use = peak_memory(target(), (h, w), config) if memory else {"peak_memory_mb": None,
@@ -141,11 +146,12 @@ def _benchmark_all(models: list[Genotype | str | Path], size: tuple[int, int], c
     from squeezenas.models.builder import build_model
 
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device) or False
+    budget = WaitBudget()  # one patience for all of them
     out = []
     for m in models:
         net = build_model(m, num_classes=num_classes) if isinstance(m, Genotype) else m
-        out.append({**benchmark(net, size, config, num_classes=num_classes, canary=probe, **kwargs),
-                    "pid": os.getpid()})
+        out.append({**benchmark(net, size, config, num_classes=num_classes, canary=probe, wait_budget=budget,
+                                **kwargs), "pid": os.getpid()})
     return out
 
 

@@ -76,13 +76,30 @@ class Guarded(NamedTuple):
         return out
 
 
+class WaitBudget:
+    """Seconds of waiting for a quiet machine left to a run, shared by its measurements: on a machine that stays
+    busy (a laptop running other work) every busy measurement would otherwise wait up to 30 s per retry — 20
+    minutes for the five finalists of a selection. Once it is spent, a busy measurement is taken again at once."""
+
+    def __init__(self, seconds: float = 120.0):
+        self.left_s = seconds
+
+    def wait_for_quiet(self, max_other_cpu: float, wait_s: float) -> None:
+        if self.left_s <= 0:
+            return
+        start = time.monotonic()
+        _wait_for_quiet(max_other_cpu, min(wait_s, self.left_s))
+        self.left_s -= time.monotonic() - start
+
+
 def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape: Sequence[int],
                     config: TimingConfig, max_other_cpu: float | None, retries: int,
-                    wait_s: float = 30.0, canary: SpeedCanary | None = None) -> Guarded:
+                    wait_s: float = 30.0, canary: SpeedCanary | None = None,
+                    budget: WaitBudget | None = None) -> Guarded:
     """``measure_fn`` again (up to ``retries`` times) while other processes used more than ``max_other_cpu`` of
-    the CPUs during the measurement (after waiting up to ``wait_s`` for a quiet second), or while the machine
-    itself ran slow: the ``canary``, timed right after the measurement, slower than its best by more than its
-    tolerance (after waiting until it is back to normal speed)."""
+    the CPUs during the measurement (after waiting up to ``wait_s`` for a quiet second, within ``budget`` when
+    given), or while the machine itself ran slow: the ``canary``, timed right after the measurement, slower than
+    its best by more than its tolerance (after waiting until it is back to normal speed)."""
     attempt = 0
     while True:
         attempt += 1
@@ -99,7 +116,7 @@ def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape
             canary.slow_readings += 1
             canary.wait_until_normal()
         if busy:
-            _wait_for_quiet(max_other_cpu, wait_s)
+            (budget or WaitBudget(wait_s)).wait_for_quiet(max_other_cpu, wait_s)
 
 
 def _wait_for_quiet(max_other_cpu: float, timeout_s: float) -> None:

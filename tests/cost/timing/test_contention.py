@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from squeezenas.cost.timing import TimingConfig
+from squeezenas.cost.timing import TimingConfig, contention
 
 
 def test_busy_cpu_warning(monkeypatch):
@@ -44,3 +44,36 @@ def test_cpu_monitor_sees_other_processes():
     import os
 
     assert m.other_share is not None and m.other_share > 0.5 / (os.cpu_count() or 1)  # about one busy core
+
+
+def test_waiting_for_a_quiet_machine_is_bounded_by_a_shared_budget(monkeypatch):
+    """On a machine that stays busy, each busy measurement waits (up to 30 s) for a quiet second only while the
+    run's budget lasts; then measurements are retried at once."""
+
+    class Busy:  # other processes always use half the CPUs
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.other_share = 0.5
+
+    now = [0.0]
+    waits = []
+
+    def wait(max_other_cpu, timeout_s):  # waits the whole timeout: the machine never gets quiet
+        waits.append(timeout_s)
+        now[0] += timeout_s
+
+    monkeypatch.setattr(contention, "CpuMonitor", Busy)
+    monkeypatch.setattr(contention, "_wait_for_quiet", wait)
+    monkeypatch.setattr(contention.time, "monotonic", lambda: now[0])
+    budget = contention.WaitBudget(70.0)
+    calls = []
+    for _ in range(3):  # three measurements of one run share the budget
+        g = contention.measure_guarded(lambda m, s, c: calls.append(1) or "t", lambda: None, (3, 8, 8),
+                                       TimingConfig(), max_other_cpu=0.05, retries=3, budget=budget)
+        assert g.attempts == 4 and g.other_cpu == 0.5  # measured again every time, then kept with its share
+    assert waits == [30.0, 30.0, 10.0] and budget.left_s == 0.0 and len(calls) == 12
+    waits.clear()  # without a budget every retry waits its 30 s, as before
+    contention.measure_guarded(lambda m, s, c: "t", lambda: None, (3, 8, 8), TimingConfig(), 0.05, 2)
+    assert waits == [30.0, 30.0]
