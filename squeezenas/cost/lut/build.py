@@ -16,7 +16,7 @@ from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
 from squeezenas.cost.tables import CostTable
 from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
-from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
+from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
 from squeezenas.cost.timing.rounds import combine_rounds
@@ -84,6 +84,7 @@ def build_lut(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     canary: bool = True,
+    wait_budget_s: float = 300.0,
     context: str | None = None,
     rounds: int | None = None,
     force: bool = False,
@@ -144,6 +145,7 @@ def build_lut(
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
+    budget = WaitBudget(wait_budget_s)  # waiting for quiet moments, for the whole table
     lock = RunLock(out.with_name(out.name + ".lock"), "--out") if out is not None else contextlib.nullcontext()
     try:
         lock.__enter__()
@@ -154,7 +156,7 @@ def build_lut(
                 bar.set_postfix_str(part.key.split("|in=")[0][:40], refresh=False)
                 build = lambda: targets.get(part.key, lambda: part.build(config.channels_last), part.input_shape)
                 g = measure_guarded(measure_fn, build, part.input_shape, config, max_other_cpu, retries,
-                                    canary=probe)
+                                    canary=probe, budget=budget)
                 measured.setdefault(part.key, []).append({**g.timing.statistics(), **g.record()})
                 bar.update(1)
                 done += 1

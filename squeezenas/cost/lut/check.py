@@ -15,7 +15,7 @@ from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_ta
 from squeezenas.cost.tables import CostTable, mac_table
 from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
-from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, contention_summary, cpu_load,
+from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
@@ -107,6 +107,7 @@ def check_lut(
     retries: int = RETRIES,
     rounds: int | None = None,
     canary: bool = True,
+    wait_budget_s: float = 120.0,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range and the whole skip ratio
     (``spanning_genotypes``); report errors before and after calibration: MAPE, Kendall τ, the share within
@@ -141,11 +142,13 @@ def check_lut(
     targets = TimingTargets(config, export=measure_fn is None)
     measure_fn = measure_fn or measure
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
+    budget = WaitBudget(wait_budget_s)  # waiting for quiet moments, for the whole check
     with targets:
         for _ in range(rounds):  # round-robin, as build_lut
             for k, (_, _, geno) in enumerate(nets):
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
-                g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe)
+                g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe,
+                                    budget=budget)
                 per_net[k].append({**g.timing.statistics(), **g.record()})
                 bar.update(1)
     bar.close()

@@ -82,7 +82,7 @@ class WaitBudget:
     minutes for the five finalists of a selection. Once it is spent, a busy measurement is taken again at once."""
 
     def __init__(self, seconds: float = 120.0):
-        self.left_s = seconds
+        self.seconds = self.left_s = seconds
 
     def wait_for_quiet(self, max_other_cpu: float, wait_s: float) -> None:
         if self.left_s <= 0:
@@ -90,6 +90,10 @@ class WaitBudget:
         start = time.monotonic()
         _wait_for_quiet(max_other_cpu, min(wait_s, self.left_s))
         self.left_s -= time.monotonic() - start
+        if self.left_s <= 0:
+            warnings.warn(f"other processes kept the CPUs busy: the {self.seconds:g} s allowed for waiting for quiet "
+                          "moments are spent, measuring on without waiting (each result records other_cpu)",
+                          stacklevel=2)
 
 
 def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape: Sequence[int],
