@@ -48,6 +48,7 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
     if differences:
         return {"measured": False, "reason": f"the table was measured on another device ({'; '.join(differences)})"}
     from squeezenas.cost.timing.canary import speed_canary
+    from squeezenas.cost.timing.contention import WaitBudget
 
     config, size = table_config(table), tuple(table.input_size)
     key = stat_key(config.statistic)
@@ -56,8 +57,9 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
         results = benchmark_fresh(genotypes, size, config, num_classes=num_classes, memory=False)
     else:
         canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
-        results = [benchmark(build_model(g, num_classes=num_classes), size, config, memory=False, canary=canary)
-                   for g in genotypes]
+        budget = WaitBudget()
+        results = [benchmark(build_model(g, num_classes=num_classes), size, config, memory=False, canary=canary,
+                             wait_budget=budget) for g in genotypes]
     for i, r in zip(indices, results):
         samples[i]["measured_ms"] = r[key]
     return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads,
