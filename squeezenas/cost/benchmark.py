@@ -123,7 +123,8 @@ def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], 
 
     For a process that has done other work first (trained or scored a supernet): networks timed inside such a
     process measured 10-24% above the same networks timed by ``squeezenas bench`` (docs/SEARCH.md, step 6 of
-    the selection), with no cause found; a fresh process holds nothing but the networks timed. The networks
+    the selection), with no cause found (not reproduced on the demo's search, where single timings varied
+    ±20% either way); a fresh process holds nothing but the networks timed, as a deployment does. The networks
     are built there: modules would travel as shared-memory tensors, one file descriptor each.
     """
     import multiprocessing

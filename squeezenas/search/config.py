@@ -167,8 +167,8 @@ class SampleConfig(RunFields):
     rescore_limit: int | None = None  # their second score on this many validation images (None: the whole split)
     measure: bool = True  # time the finalists end to end (a latency table measured on this device) and choose
     #                       on measured latency
-    measure_fresh: bool = True  # time them in a new process (as squeezenas bench does), not in the one that
-    #                             scored the supernet: timings there ran 10-24% slow (docs/SEARCH.md)
+    measure_fresh: bool = True  # time them in a new process, as squeezenas bench does, not in the one that
+    #                             scored the supernet (docs/SEARCH.md, step 6)
     seed: int = 0  # of the draws and of the BatchNorm batches
     workers: int = 2  # DataLoader workers for the validation split
     out: str | None = None  # where to write the chosen genotype (default SEARCH/chosen_genotype.json)
