@@ -138,12 +138,14 @@ def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], 
     if config.device == "cuda" and torch.cuda.is_available():
         torch.cuda.empty_cache()  # this process's cached blocks would crowd the timing process's
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_benchmark_all, models, size, config, num_classes, canary, kwargs).result()
+        return pool.submit(benchmark_all, models, size, config, num_classes=num_classes, canary=canary,
+                           **kwargs).result()
 
 
-def _benchmark_all(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig,
-                   num_classes: int | None, canary: bool, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """``benchmark_fresh``'s side in the new process."""
+def benchmark_all(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig, *,
+                  num_classes: int | None = None, canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+    """``benchmark`` of each network in this process, one speed canary and one wait budget shared among them
+    (``benchmark_fresh`` runs it in a new process); each result also records ``pid``."""
     from squeezenas.models.builder import build_model
 
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device) or False

@@ -8,11 +8,9 @@ networks that can be chosen at all.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from squeezenas.cost.tables import CostTable
-from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
 
 
@@ -38,7 +36,7 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
     statistic), on this machine, in a new process (``fresh``; see ``benchmark_fresh``) or in this one. Returns
     what was done; nothing is timed when the table was measured on another device (its fingerprint differs),
     since then this machine is not the target."""
-    from squeezenas.cost.benchmark import benchmark, benchmark_fresh
+    from squeezenas.cost.benchmark import benchmark_all, benchmark_fresh
     from squeezenas.cost.lut import check_device, table_config
     from squeezenas.cost.timing import stat_key
 
@@ -47,24 +45,17 @@ def measure_latency(samples: list[dict[str, Any]], indices: list[int], table: Co
     differences = check_device(table, where="the latency table")
     if differences:
         return {"measured": False, "reason": f"the table was measured on another device ({'; '.join(differences)})"}
-    from squeezenas.cost.timing.canary import speed_canary
-    from squeezenas.cost.timing.contention import WaitBudget
 
     config, size = table_config(table), tuple(table.input_size)
     key = stat_key(config.statistic)
     genotypes = [Genotype(macro, tuple(samples[i]["genotype"])) for i in indices]
-    if fresh:
-        results = benchmark_fresh(genotypes, size, config, num_classes=num_classes, memory=False)
-    else:
-        canary = speed_canary(config.device, config.threads, True, config.runtime_device) or False  # one for all
-        budget = WaitBudget()
-        results = [benchmark(build_model(g, num_classes=num_classes), size, config, memory=False, canary=canary,
-                             wait_budget=budget) for g in genotypes]
+    results = (benchmark_fresh if fresh else benchmark_all)(genotypes, size, config, num_classes=num_classes,
+                                                            memory=False)
     for i, r in zip(indices, results):
         samples[i]["measured_ms"] = r[key]
     return {"measured": True, "statistic": config.statistic, "backend": config.backend, "threads": config.threads,
             "process": "fresh" if fresh else "this",
-            "timing_pid": (results[0]["pid"] if results else None) if fresh else os.getpid()}
+            "timing_pid": results[0]["pid"] if results else None}
 
 
 def choose(samples: list[dict[str, Any]], indices: list[int], cost_key: str, budget: float | None) -> int | None:

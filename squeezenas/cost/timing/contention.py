@@ -120,7 +120,10 @@ def measure_guarded(measure_fn: MeasureFn, build: Callable[[], nn.Module], shape
             canary.slow_readings += 1
             canary.wait_until_normal()
         if busy:
-            (budget or WaitBudget(wait_s)).wait_for_quiet(max_other_cpu, wait_s)
+            if budget is None:
+                _wait_for_quiet(max_other_cpu, wait_s)
+            else:
+                budget.wait_for_quiet(max_other_cpu, wait_s)
 
 
 def _wait_for_quiet(max_other_cpu: float, timeout_s: float) -> None:
