@@ -19,6 +19,7 @@ from torch.utils.data import Subset
 from squeezenas.data import dataset_info
 from squeezenas.engine.evaluate import evaluate, make_report
 from squeezenas.engine.loaders import build_eval_dataset, build_eval_loader
+from squeezenas.engine.metrics import scores
 from squeezenas.models.resolve import resolve_model
 from squeezenas.utils.io import atomic_write_json
 
@@ -34,14 +35,15 @@ def by_sequence(checkpoint: str, data_root: str, size: tuple[int, int], splits: 
         groups: dict[str, list[int]] = defaultdict(list)
         for i in range(len(ds)):
             groups[ds.sample_name(i).split("_")[0]].append(i)
-        rows = {}
+        rows, confusion = {}, 0
         for seq, idx in sorted(groups.items()):
             metrics = evaluate(model, build_eval_loader(Subset(ds, idx), workers), info.num_classes, "cpu",
                                ignore_index=info.ignore_index)
+            confusion = confusion + metrics["confusion"]
             report = make_report(metrics, info)
             rows[seq] = {k: report[k] for k in ("num_images", "miou", "pixel_accuracy", "per_class_iou")}
-        whole = make_report(evaluate(model, build_eval_loader(ds, workers), info.num_classes, "cpu",
-                                     ignore_index=info.ignore_index), info)
+        # the whole split: the drives' matrices summed (one confusion matrix, as evaluate scores a split)
+        whole = make_report({**scores(confusion), "num_images": len(ds)}, info)
         out["splits"][split] = {"all": {k: whole[k] for k in ("num_images", "miou", "pixel_accuracy",
                                                                "per_class_iou")}, "sequences": rows}
     return out
