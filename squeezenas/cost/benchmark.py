@@ -31,6 +31,7 @@ from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
 from squeezenas.space.genotype import Genotype
 from squeezenas.utils.config import pair
+from squeezenas.utils.runtime import die_with_parent
 
 DEFAULT_SIZE = (1024, 2048)
 
@@ -137,7 +138,8 @@ def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], 
         return []
     if config.device == "cuda" and torch.cuda.is_available():
         torch.cuda.empty_cache()  # this process's cached blocks would crowd the timing process's
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         return pool.submit(benchmark_all, models, size, config, num_classes=num_classes, canary=canary,
                            **kwargs).result()
 

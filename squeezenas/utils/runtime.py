@@ -34,3 +34,29 @@ def tune_cpu_allocator() -> bool:
     ok = mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) and mallopt(_M_TOP_PAD, 256 << 20)
     _tuned = bool(ok)
     return _tuned
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Have the kernel end this process (SIGTERM) when ``parent_pid``, the process that started it, ends.
+
+    For helper processes (a timing child): without it, a parent killed by a signal leaves the child running
+    its work to the end. Linux only (prctl PR_SET_PDEATHSIG); returns False where it does not apply. Exits at
+    once when the parent is already gone (the race between starting and this call).
+    """
+    import os
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    return True
