@@ -168,8 +168,8 @@ train() {  # name model seed [flags...]
   log "trained $name seed $seed: test mIoU $(camvid_test_miou "$dir")"
   restore "$dir/test.json" "$SAVED/${name}_s$seed/test.json"  # what a later session restores (commit it)
 }
-# in the order that completes a verdict soonest: T1's three arms, then T2's, for the first two seeds; then the
-# fine-tuned released networks; then the remaining seeds
+# in the order that completes a verdict soonest: T1's three arms for the first two seeds; then, seed by seed,
+# T2's arms and the fine-tuned released networks (short: a row for each early); then the remaining seeds
 read -r -a seeds_ <<< "$SEEDS"
 t1=() t2=() ft=()
 for seed in "${seeds_[@]}"; do
@@ -184,8 +184,9 @@ for seed in "${seeds_[@]}"; do
   done
 done
 first=$(( ${#seeds_[@]} < 2 ? ${#seeds_[@]} : 2 ))
-jobs_=("${t1[@]:0:3*first}" "${t2[@]:0:3*first}" "${ft[@]:0:3*first}" "${t1[@]:3*first}" "${t2[@]:3*first}"
-       "${ft[@]:3*first}")
+jobs_=("${t1[@]:0:3*first}")
+for (( i = 0; i < first; i++ )); do jobs_+=("${t2[@]:3*i:3}" "${ft[@]:3*i:3}"); done
+jobs_+=("${t1[@]:3*first}" "${t2[@]:3*first}" "${ft[@]:3*first}")
 # shellcheck source=bench/lanes.sh
 source bench/lanes.sh
 lanes_start "$LANES"
