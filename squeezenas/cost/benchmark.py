@@ -65,62 +65,15 @@ def benchmark(
     of the kept round). Waiting for a quiet machine is bounded by ``wait_budget`` (``WaitBudget``: 120 s per call
     unless one is given, shared by several benchmarks).
     """
-    config = (config or TimingConfig()).resolved()
-    wait_budget = wait_budget or WaitBudget()
-    rounds = default_rounds(config) if rounds is None else rounds
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    artefact = _artefact_of(model)
-    if artefact is not None:
-        net = artefact
-        own_size = _artefact_input_size(net, config)  # also refuses a missing file or another backend
-        label, genotype, size = name or net.path.stem, None, size or own_size
-    elif isinstance(model, nn.Module):
-        net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
-    else:
-        r = resolve_model(model, num_classes=num_classes)
-        net, label, genotype = r.model, name or r.name, r.genotype
-    h, w = pair("size", tuple(size or DEFAULT_SIZE))
-    check_available(config)
-    gmacs = None if isinstance(net, Artefact) else count_costs(net, (h, w)).gmacs
-    load = warn_if_busy(config, "the benchmark")
-    measured = []
-    # rounds, retries and the memory run time one export of the network (the file a deployment loads)
-    with TimingTargets(config, export=not isinstance(net, Artefact)) as targets:
-        target = lambda: targets.get("net", lambda: net, (3, h, w))
-        probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
-        for _ in range(rounds):
-            g = measure_guarded(measure, target, (3, h, w), config, max_other_cpu, retries, canary=probe,
-                                budget=wait_budget)
-            measured.append({**g.timing.statistics(), **g.record()})
-            t = g.timing
-        memory_use = peak_memory(target(), (h, w), config) if memory else {"peak_memory_mb": None,
-                                                                              "memory_kind": None}
-    stat = stat_key(config.statistic)
-    m = combine_rounds(measured, stat)
-    result: dict[str, Any] = {
-        "name": label, "genotype": genotype.to_dict() if genotype is not None else None,
-        "input_size": [h, w], "batch": config.batch, "statistic": config.statistic, "latency_ms": m[stat],
-        **{k: m[k] for k in ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "min_ms", "repeats", "calls_per_repeat")},
-        "rounds": rounds, "round_values": m.get("round_values", [m[stat]]),
-        "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (m[stat] / 1e3),
-        "backend": config.backend, "device": config.device, "dtype": config.dtype,
-        "channels_last": config.channels_last, "threads": t.threads,
-        "timing": config.to_dict(),
-        "fingerprint": device_fingerprint(config.device, t.threads, backend=config.backend,
-                                          runtime_device=config.runtime_device),
-        "load_average": {"start": load, "end": cpu_load()}, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
-        "canary_ratio": m.get("canary_ratio"),
-    }
-    result.update(memory_use)
-    return result
+    return _benchmark_round_robin([model], size, config, names=[name], num_classes=num_classes, memory=memory,
+                                  max_other_cpu=max_other_cpu, retries=retries, rounds=rounds, canary=canary,
+                                  wait_budget=wait_budget)[0]
 
 
 def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig, *,
                     num_classes: int | None = None, canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-    """``benchmark`` of each network (a genotype, zoo name or file, built with ``num_classes``), one after the
-    other, in a new Python process (spawned, as ``squeezenas bench`` runs), with one speed canary shared among
-    them; ``kwargs`` go to ``benchmark``. Each result also records ``pid``, the timing process.
+    """``benchmark_all`` of the networks (genotypes, zoo names or files, built with ``num_classes``) in a new
+    Python process (spawned, as ``squeezenas bench`` runs; ended by the kernel if this one is killed).
 
     For a process that has done other work first (trained or scored a supernet): networks timed inside such a
     process measured 10-24% above the same networks timed by ``squeezenas bench`` (docs/SEARCH.md, step 6 of
@@ -144,20 +97,92 @@ def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], 
                            **kwargs).result()
 
 
-def benchmark_all(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig, *,
-                  num_classes: int | None = None, canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-    """``benchmark`` of each network in this process, one speed canary and one wait budget shared among them
-    (``benchmark_fresh`` runs it in a new process); each result also records ``pid``."""
+def benchmark_all(models: list[Genotype | str | Path | nn.Module], size: tuple[int, int], config: TimingConfig, *,
+                  num_classes: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """``benchmark`` of several networks in this process, their rounds round-robin (as a table's parts and its
+    check's networks are timed: a network's rounds lie apart in time, so one slow spell of the machine does not
+    spoil all of them), with one speed canary and one wait budget for all; each result also records ``pid``.
+    ``kwargs`` go to ``benchmark`` (not ``name``)."""
     from squeezenas.models.builder import build_model
 
-    probe = speed_canary(config.device, config.threads, canary, config.runtime_device) or False
-    budget = WaitBudget()  # one patience for all of them
-    out = []
-    for m in models:
-        net = build_model(m, num_classes=num_classes) if isinstance(m, Genotype) else m
-        out.append({**benchmark(net, size, config, num_classes=num_classes, canary=probe, wait_budget=budget,
-                                **kwargs), "pid": os.getpid()})
-    return out
+    nets = [build_model(m, num_classes=num_classes) if isinstance(m, Genotype) else m for m in models]
+    results = _benchmark_round_robin(nets, size, config, names=[None] * len(nets), num_classes=num_classes,
+                                     **kwargs)
+    return [{**r, "pid": os.getpid()} for r in results]
+
+
+def _benchmark_round_robin(models: list[Any], size: tuple[int, int] | None, config: TimingConfig | None, *,
+                           names: list[str | None], num_classes: int | None = None, memory: bool = True,
+                           max_other_cpu: float | None = MAX_OTHER_CPU, retries: int = RETRIES,
+                           rounds: int | None = None, canary: bool | SpeedCanary = True,
+                           wait_budget: WaitBudget | None = None) -> list[dict[str, Any]]:
+    """What ``benchmark`` describes, for each of ``models``: every round times each network once, in order."""
+    config = (config or TimingConfig()).resolved()
+    wait_budget = wait_budget or WaitBudget()
+    rounds = default_rounds(config) if rounds is None else rounds
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    nets = [_prepare(m, size, config, num_classes, n) for m, n in zip(models, names)]
+    check_available(config)
+    for n in nets:
+        n["gmacs"] = None if isinstance(n["net"], Artefact) else count_costs(n["net"], n["size"]).gmacs
+    load = warn_if_busy(config, "the benchmark")
+    measured: list[list[dict]] = [[] for _ in nets]
+    timings: list[Any] = [None] * len(nets)
+    # rounds, retries and the memory run time one export of each network (the file a deployment loads)
+    with TimingTargets(config) as targets:
+        def target(k: int) -> nn.Module | Artefact:
+            net = nets[k]["net"]
+            return net if isinstance(net, Artefact) else targets.get(str(k), lambda: net, (3, *nets[k]["size"]))
+
+        probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
+        for _ in range(rounds):
+            for k, n in enumerate(nets):
+                g = measure_guarded(measure, lambda k=k: target(k), (3, *n["size"]), config, max_other_cpu, retries,
+                                    canary=probe, budget=wait_budget)
+                measured[k].append({**g.timing.statistics(), **g.record()})
+                timings[k] = g.timing
+        memory_use = [peak_memory(target(k), n["size"], config) if memory else
+                      {"peak_memory_mb": None, "memory_kind": None} for k, n in enumerate(nets)]
+    stat = stat_key(config.statistic)
+    return [_result(n, combine_rounds(m, stat), stat, rounds, config, t, load) | mem
+            for n, m, t, mem in zip(nets, measured, timings, memory_use)]
+
+
+def _prepare(model: Any, size: tuple[int, int] | None, config: TimingConfig, num_classes: int | None,
+             name: str | None) -> dict[str, Any]:
+    """The network to time (a module or a runtime's file), its label, genotype and (H, W) input size."""
+    artefact = _artefact_of(model)
+    if artefact is not None:
+        own_size = _artefact_input_size(artefact, config)  # also refuses a missing file or another backend
+        net, label, genotype, size = artefact, name or artefact.path.stem, None, size or own_size
+    elif isinstance(model, nn.Module):
+        net, label, genotype = model, name or type(model).__name__, getattr(model, "genotype", None)
+    else:
+        r = resolve_model(model, num_classes=num_classes)
+        net, label, genotype = r.model, name or r.name, r.genotype
+    return {"net": net, "name": label, "genotype": genotype, "size": pair("size", tuple(size or DEFAULT_SIZE))}
+
+
+def _result(net: dict[str, Any], m: dict[str, Any], stat: str, rounds: int, config: TimingConfig, t: Any,
+            load: Any) -> dict[str, Any]:
+    """One network's record from its combined rounds (``m``) and its last timing (``t``)."""
+    gmacs = net["gmacs"]
+    return {
+        "name": net["name"], "genotype": net["genotype"].to_dict() if net["genotype"] is not None else None,
+        "input_size": list(net["size"]), "batch": config.batch, "statistic": config.statistic,
+        "latency_ms": m[stat],
+        **{k: m[k] for k in ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "min_ms", "repeats", "calls_per_repeat")},
+        "rounds": rounds, "round_values": m.get("round_values", [m[stat]]),
+        "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (m[stat] / 1e3),
+        "backend": config.backend, "device": config.device, "dtype": config.dtype,
+        "channels_last": config.channels_last, "threads": t.threads,
+        "timing": config.to_dict(),
+        "fingerprint": device_fingerprint(config.device, t.threads, backend=config.backend,
+                                          runtime_device=config.runtime_device),
+        "load_average": {"start": load, "end": cpu_load()}, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
+        "canary_ratio": m.get("canary_ratio"),
+    }
 
 
 def _artefact_of(model: Any) -> Artefact | None:

@@ -37,3 +37,24 @@ def test_benchmark_fresh_refuses_modules_and_raises_the_new_process_error_here()
         benchmark_fresh([nn.Conv2d(3, 4, 3)], (8, 8), QUICK)
     with pytest.raises(Exception, match="no_such_net"):
         benchmark_fresh(["no_such_net"], (8, 8), QUICK, num_classes=11, canary=False, memory=False, rounds=1)
+
+
+def test_benchmark_all_times_the_networks_round_robin(monkeypatch):
+    import squeezenas.cost.benchmark as bm
+    from squeezenas.cost.benchmark import benchmark_all
+
+    macro = get_space("small")
+    nets = [Genotype(macro, ("skip",) * 20), Genotype(macro, (macro.candidates[1],) * 20)]
+    order, real = [], bm.measure
+
+    def recording(model, shape, config):
+        order.append(model.genotype.ops[0])
+        return real(model, shape, config)
+
+    monkeypatch.setattr(bm, "measure", recording)
+    results = benchmark_all(nets, (32, 64), QUICK, num_classes=11, canary=False, memory=False, rounds=3,
+                            max_other_cpu=None)
+    first = macro.candidates[1]
+    assert order == ["skip", first] * 3  # each round times every network once, in order
+    assert [len(r["round_values"]) for r in results] == [3, 3] and results[0]["pid"] == os.getpid()
+    assert all(r["latency_ms"] == min(r["round_values"]) for r in results)  # the fastest round, for the min
