@@ -178,9 +178,9 @@ def verdict(target: dict, baselines: dict) -> list[str]:
             result = "not tested (fewer than two seeds)"
         else:
             result = "**holds**" if gap > max(sds) and faster else "does not hold"
-        out.append(f"latency-searched vs {LABELS[other]}: {100 * gap:+.1f} points of mean test mIoU (larger seed sd "
-                   f"{100 * max(sds, default=0.0):.1f}), at {lat['latency_ms']:.2f} vs {o['latency_ms']:.2f} ms "
-                   f"→ {result}")
+        spread = f"larger seed sd {100 * max(sds):.1f}" if len(sds) == 2 else "no seed spread yet"
+        out.append(f"latency-searched vs {LABELS[other]}: {100 * gap:+.1f} points of mean test mIoU ({spread}), "
+                   f"at {lat['latency_ms']:.2f} vs {o['latency_ms']:.2f} ms → {result}")
     return out
 
 
