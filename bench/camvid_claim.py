@@ -9,8 +9,9 @@ the geometric mean of Small's and Large's; for each, the GMACs target of the MAC
 the space's networks that the latency table (calibrated) puts within ±5% of T, over 20000 networks spanning the
 table's range and skip ratio — so both searches aim at the same budget, each in its own unit.
 
-``report`` gathers every arm's runs (``DIR/runs/ARM_tK_sSEED/test.json`` for searched arms, ``ARM_sSEED`` for the
-baselines and fine-tuned networks), measured latencies (``DIR/latency/ARM_tK_BACKEND.json``) and genotypes, and
+``report`` gathers every arm's runs (``DIR/runs/ARM_tK_sSEED/test.json`` for searched arms and the searched
+networks fine-tuned from lat_small's weights, ``inh_ARM_tK_sSEED``; ``ARM_sSEED`` for the baselines and
+fine-tuned released networks), measured latencies (``DIR/latency/ARM_tK_BACKEND.json``) and genotypes, and
 writes RESULTS/claim.json (also to --claim, bench/results/camvid_experiment/claim.json), RESULTS/summary.md
 (mean ± sd, per-class IoU, latency, GMACs, params, genotype) and PLOTS/camvid_claim.png (latency vs test mIoU:
 every seed a point, each arm's mean).
@@ -33,11 +34,13 @@ from squeezenas.models.resolve import resolve_model
 SEARCHED = ("latency", "mac")  # searched arms, one per target
 BASELINES = ("mnv3_small", "mnv3_large")  # architecture transfer, trained with the same recipe
 FINETUNED = ("ft_lat_small", "ft_mac_small", "ft_mac_large")  # released Cityscapes weights fine-tuned on CamVid
+INHERITED = {"inh_latency": "latency", "inh_mac": "mac"}  # a searched network fine-tuned from lat_small's weights
 ZOO_NAMES = {"mnv3_small": "mobilenetv3_small_lraspp", "mnv3_large": "mobilenetv3_large_lraspp",
              **{f"ft_{n}": f"squeezenas_{n}" for n in ("lat_small", "mac_small", "mac_large")}}
 LABELS = {"latency": "latency-searched", "mac": "MAC-searched", "mnv3_small": "MobileNetV3-Small LR-ASPP",
           "mnv3_large": "MobileNetV3-Large LR-ASPP", "ft_lat_small": "lat_small fine-tuned",
-          "ft_mac_small": "mac_small fine-tuned", "ft_mac_large": "mac_large fine-tuned"}
+          "ft_mac_small": "mac_small fine-tuned", "ft_mac_large": "mac_large fine-tuned",
+          "inh_latency": "latency-searched, lat_small weights", "inh_mac": "MAC-searched, lat_small weights"}
 
 
 def _load(path: Path) -> dict | None:
@@ -81,9 +84,10 @@ def targets(run_dir: Path, lut_path: Path) -> dict:
     return out
 
 
-def _arm(run_dir: Path, name: str, model: str | Path) -> dict | None:
+def _arm(run_dir: Path, name: str, model: str | Path, timed_as: str | None = None) -> dict | None:
     """Every seed of one arm (``model``: what it trains, a zoo name or a genotype file): test mIoU, per-class
-    IoU; plus measured latency, GMACs and params at the tests' input size."""
+    IoU; plus measured latency (of ``timed_as``, the arm that timed the same network; default ``name``), GMACs
+    and params at the tests' input size."""
     runs = sorted((run_dir / "runs").glob(f"{name}_s*/test.json"))
     if not runs:
         return None
@@ -95,12 +99,13 @@ def _arm(run_dir: Path, name: str, model: str | Path) -> dict | None:
            "gmacs": costs.gmacs, "params_m": costs.params / 1e6}
     genotype = json.loads(Path(model).read_text())["genotype"] if str(model).endswith(".json") else None
     for backend in ("eager", "onnxruntime"):
-        lat = _load(run_dir / "latency" / f"{name}_{backend}.json")
+        lat = _load(run_dir / "latency" / f"{timed_as or name}_{backend}.json")
         if lat is None:
             continue
         timed = (lat.get("genotype") or {}).get("genotype")
         if genotype is not None and timed not in (None, genotype):
-            raise SystemExit(f"{run_dir}/latency/{name}_{backend}.json timed another genotype than {model}: "
+            raise SystemExit(f"{run_dir}/latency/{timed_as or name}_{backend}.json timed another genotype than "
+                             f"{model}: "
                              "the selection was redone after it; delete the file (and its copy under --results, "
                              "which the script restores) and run the script again")
         arm["latency_ms" if backend == "eager" else "latency_ms_onnxruntime"] = lat["min_ms"]
@@ -135,6 +140,11 @@ def collect(run_dir: Path) -> dict:
             a = _arm(run_dir, f"{arm}_t{k}", chosen)
             if a is not None:
                 a["genotype"] = json.loads(chosen.read_text())["genotype"]
+                arms[arm] = a
+        for arm, searched in INHERITED.items():
+            chosen = run_dir / f"search_{searched}_t{k}" / "chosen_genotype.json"
+            a = _arm(run_dir, f"{arm}_t{k}", chosen, timed_as=f"{searched}_t{k}")
+            if a is not None:
                 arms[arm] = a
         if k == 1:  # the baselines and the released networks once, under the first target
             for arm in BASELINES + FINETUNED:
@@ -224,13 +234,13 @@ def plot(claim: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"latency": "*", "mac": "s", "mnv3_small": "o", "mnv3_large": "o", "ft_lat_small": "^",
-               "ft_mac_small": "^", "ft_mac_large": "v"}
+               "ft_mac_small": "^", "ft_mac_large": "v", "inh_latency": "P", "inh_mac": "X"}
     for k, t in enumerate(claim["targets"], 1):
         ax.axvline(t["target_ms"], color="0.8", lw=1, ls="--")
         for name, a in t["arms"].items():
             if "latency_ms" not in a:
                 continue
-            label = LABELS[name] + (f" (T{k})" if name in SEARCHED else "")
+            label = LABELS[name] + (f" (T{k})" if name in SEARCHED or name in INHERITED else "")
             x = a["latency_ms"]
             seeds = ax.scatter([x] * len(a["test_miou"]), [100 * v for v in a["test_miou"]], marker=markers[name],
                                alpha=0.35, s=25)

@@ -8,7 +8,10 @@
 #   end to end (squeezenas sample --budget-ms T);
 #   the four chosen networks, both MobileNetV3 LR-ASPP baselines and the three released networks fine-tuned
 #   from their Cityscapes weights, each trained with the recipe of bench/camvid_recipe.sh for every seed;
-#   the released networks also scored zero-shot (Cityscapes classes mapped onto CamVid's);
+#   the released networks also scored zero-shot (Cityscapes classes mapped onto CamVid's); and the four chosen
+#   networks fine-tuned like the released ones from released lat_small's Cityscapes weights, every tensor whose
+#   name and shape match (--init-from: stem, head and the blocks whose shapes agree; the rest fresh): search on
+#   the target device plus pretrained weights, what a user with a small dataset would run;
 #   then claim.json, summary.md and the latency–mIoU figure (bench/camvid_claim.py report).
 #
 #   bash bench/camvid_claim.sh
@@ -169,9 +172,11 @@ train() {  # name model seed [flags...]
   restore "$dir/test.json" "$SAVED/${name}_s$seed/test.json"  # what a later session restores (commit it)
 }
 # in the order that completes a verdict soonest: T1's three arms for the first two seeds; then, seed by seed,
-# T2's arms and the fine-tuned released networks (short: a row for each early); then the remaining seeds
+# T2's arms, the fine-tuned released networks and the inheriting searched ones (short: a row for each early);
+# then the remaining seeds
 read -r -a seeds_ <<< "$SEEDS"
-t1=() t2=() ft=()
+t1=() t2=() ft=() inh=()
+inherit="--init-from $SHARED/weights/squeezenas-official/lat_small.pth --epochs $FT_EPOCHS"
 for seed in "${seeds_[@]}"; do
   for arm in latency mac; do
     t1+=("${arm}_t1|$OUT/search_${arm}_t1/chosen_genotype.json|$seed|")
@@ -179,14 +184,17 @@ for seed in "${seeds_[@]}"; do
   done
   t1+=("mnv3_small|mobilenetv3_small_lraspp|$seed|")
   t2+=("mnv3_large|mobilenetv3_large_lraspp|$seed|")
+  for k in 1 2; do
+    for arm in latency mac; do inh+=("inh_${arm}_t$k|$OUT/search_${arm}_t$k/chosen_genotype.json|$seed|$inherit"); done
+  done
   for net in lat_small mac_small mac_large; do
     ft+=("ft_$net|squeezenas_$net|$seed|--init-from $SHARED/weights/squeezenas-official/$net.pth --epochs $FT_EPOCHS")
   done
 done
 first=$(( ${#seeds_[@]} < 2 ? ${#seeds_[@]} : 2 ))
 jobs_=("${t1[@]:0:3*first}")
-for (( i = 0; i < first; i++ )); do jobs_+=("${t2[@]:3*i:3}" "${ft[@]:3*i:3}"); done
-jobs_+=("${t1[@]:3*first}" "${t2[@]:3*first}" "${ft[@]:3*first}")
+for (( i = 0; i < first; i++ )); do jobs_+=("${t2[@]:3*i:3}" "${ft[@]:3*i:3}" "${inh[@]:4*i:4}"); done
+jobs_+=("${t1[@]:3*first}" "${t2[@]:3*first}" "${ft[@]:3*first}" "${inh[@]:4*first}")
 # shellcheck source=bench/lanes.sh
 source bench/lanes.sh
 lanes_start "$LANES"
