@@ -99,13 +99,13 @@ def _arm(run_dir: Path, name: str, model: str | Path, timed_as: str | None = Non
            "gmacs": costs.gmacs, "params_m": costs.params / 1e6}
     genotype = json.loads(Path(model).read_text())["genotype"] if str(model).endswith(".json") else None
     for backend in ("eager", "onnxruntime"):
-        lat = _load(run_dir / "latency" / f"{timed_as or name}_{backend}.json")
+        lat_file = run_dir / "latency" / f"{timed_as or name}_{backend}.json"
+        lat = _load(lat_file)
         if lat is None:
             continue
         timed = (lat.get("genotype") or {}).get("genotype")
         if genotype is not None and timed not in (None, genotype):
-            raise SystemExit(f"{run_dir}/latency/{timed_as or name}_{backend}.json timed another genotype than "
-                             f"{model}: "
+            raise SystemExit(f"{lat_file} timed another genotype than {model}: "
                              "the selection was redone after it; delete the file (and its copy under --results, "
                              "which the script restores) and run the script again")
         arm["latency_ms" if backend == "eager" else "latency_ms_onnxruntime"] = lat["min_ms"]
@@ -129,7 +129,17 @@ def _check_search_target(search: Path, target: dict, arm: str) -> None:
         raise SystemExit(f"{search}: selected within {budget} ms, targets.json now says {target['target_ms']} ms")
 
 
-def collect(run_dir: Path) -> dict:
+def inherited_share(genotype_file: Path, weights: Path, num_classes: int = 11) -> float:
+    """The share of a network's parameters that ``--init-from weights`` initialises (name and shape match)."""
+    from squeezenas.engine.checkpoint import init_from_checkpoint
+
+    model = resolve_model(genotype_file, num_classes=num_classes).model
+    params = dict(model.named_parameters())
+    loaded = init_from_checkpoint(model, weights).loaded
+    return sum(params[k].numel() for k in loaded if k in params) / sum(p.numel() for p in params.values())
+
+
+def collect(run_dir: Path, inherit_from: Path | None = None) -> dict:
     t = json.loads((run_dir / "targets.json").read_text())
     claim = {"device": "this CPU, PyTorch eager, batch 1, 1 thread, 180×240", "targets": []}
     for k, tgt in enumerate(t["targets"], 1):
@@ -145,6 +155,8 @@ def collect(run_dir: Path) -> dict:
             chosen = run_dir / f"search_{searched}_t{k}" / "chosen_genotype.json"
             a = _arm(run_dir, f"{arm}_t{k}", chosen, timed_as=f"{searched}_t{k}")
             if a is not None:
+                if inherit_from is not None and inherit_from.is_file():
+                    a["inherited_param_share"] = inherited_share(chosen, inherit_from)
                 arms[arm] = a
         if k == 1:  # the baselines and the released networks once, under the first target
             for arm in BASELINES + FINETUNED:
@@ -220,6 +232,10 @@ def markdown(claim: dict) -> str:
         for name in SEARCHED:
             if name in t["arms"]:
                 lines.append(f"- {LABELS[name]} genotype: `{' '.join(t['arms'][name]['genotype'])}`")
+        for name in INHERITED:
+            share = t["arms"].get(name, {}).get("inherited_param_share")
+            if share is not None:
+                lines.append(f"- {LABELS[name]}: {100 * share:.0f}% of its parameters initialised from the weights")
         lines.append("")
     if claim.get("zero_shot"):
         lines.append("Released Cityscapes weights on CamVid's test split without CamVid training (classes mapped): "
@@ -268,11 +284,14 @@ def main() -> None:
     r.add_argument("--claim", type=Path, default=Path("bench/results/camvid_experiment/claim.json"),
                    help="where claim.json also goes (the path the write-up and its readers use)")
     r.add_argument("--plots", type=Path, default=Path("docs/img"))
+    r.add_argument("--inherit-from", type=Path,
+                   default=Path("../shared/weights/squeezenas-official/lat_small.pth"),
+                   help="the weights the inh_* arms start from: records the share of parameters they initialise")
     a = ap.parse_args()
     if a.cmd == "targets":
         print(json.dumps(targets(a.dir, a.lut), indent=1))
         return
-    claim = collect(a.dir)
+    claim = collect(a.dir, a.inherit_from)
     a.results.mkdir(parents=True, exist_ok=True)
     (a.results / "claim.json").write_text(json.dumps(claim, indent=1))
     a.claim.parent.mkdir(parents=True, exist_ok=True)
