@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import signal
 import sys
 
 # glibc mallopt parameters (malloc.h)
@@ -46,9 +48,6 @@ def die_with_parent(parent_pid: int) -> bool:
     its work to the end. Linux only (prctl PR_SET_PDEATHSIG); returns False where it does not apply. Exits at
     once when the parent is already gone (the race between starting and this call).
     """
-    import os
-    import signal
-
     if not sys.platform.startswith("linux"):
         return False
     try:
