@@ -1,0 +1,85 @@
+"""bench/ranking_fidelity.py: a ground truth combined from committed progress files (no retraining) gives the
+rank correlations of the supernet score, and of measured latency alone, with the retrained mIoU."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from squeezenas.data.base import DataError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("ranking_fidelity", ROOT / "bench" / "ranking_fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rf = _load_script()
+
+OPS = ("k3_d1_e1_g1", "k5_d1_e3_g1", "k3_d2_e6_g1", "skip")
+# four picks: score, measured ms, and the retrained test mIoU of seeds 0 and 1
+PICKS = [(0.10, 9.0, (0.30, 0.32)), (0.08, 8.0, (0.28, 0.27)), (0.12, 10.0, (0.26, 0.25)), (0.05, 7.0, (0.20, 0.22))]
+
+
+def _args(tmp_path: Path, seeds: list[int]) -> argparse.Namespace:
+    return argparse.Namespace(
+        configuration="new_path", dataset="camvid", data_root=str(tmp_path / "no_data"), data_option=[],
+        lut=None, picks_from=str(tmp_path / "picks.json"), target=None, search_epochs=8, crop=(176, 240),
+        size=(180, 240), batch_size=8, n=100, val_limit=50, k=4, train_epochs=40, recipe="v2", seeds=seeds,
+        workers=1, seed=0, out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    """An earlier report's picks and both seeds' progress files, as a session leaves them."""
+    genotypes = [[OPS[(i + j) % len(OPS)] for j in range(20)] for i in range(len(PICKS))]
+    pairs = [{"genotype": g, "score": s, "predicted_ms": ms * 0.8, "measured_ms": ms, "on_front": True}
+             for g, (s, ms, _) in zip(genotypes, PICKS)]
+    (tmp_path / "picks.json").write_text(json.dumps({"configuration": {"name": "new_path"}, "pairs": pairs}))
+    results = tmp_path / "results"
+    results.mkdir()
+    settings = rf.ground_truth_settings(_args(tmp_path, [0]))
+    for seed in (0, 1):
+        progress = {f"{n:02d}/s{seed}": {"val": test[seed] + 0.1, "test": test[seed], "genotype": g,
+                                         "settings": settings}
+                    for n, (g, (_, _, test)) in enumerate(zip(genotypes, PICKS))}
+        (results / f"new_path_v2_s{seed}.progress.json").write_text(json.dumps(progress))
+    return tmp_path
+
+
+def test_combined_report_from_progress_files(committed: Path):
+    report = rf.run(_args(committed, [0, 1]))  # any retraining would fail: the data root does not exist
+    assert json.loads((committed / "results" / "new_path_v2_s0-1.json").read_text())["k"] == 4
+    tests = [sum(t) / 2 for _, _, t in PICKS]
+    assert [p["test_miou"] for p in report["pairs"]] == pytest.approx(tests)
+    assert report["pairs"][0]["test_miou_seeds"] == [0.30, 0.32]
+    # score order 0.12 > 0.10 > 0.08 > 0.05 vs test 0.255 < 0.31 > 0.275 > 0.21: 4 of 6 pairs concordant
+    assert report["kendall_tau_test"] == pytest.approx((4 - 2) / 6)
+    # latency order 10 > 9 > 8 > 7: the same order as the score here
+    assert report["kendall_tau_measured_ms_test"] == pytest.approx((4 - 2) / 6)
+    assert report["kendall_tau_retrained_val_test"] == pytest.approx(1.0)  # val = test + 0.1
+    assert report["kendall_tau_retrained_seed_seed_test"] == pytest.approx(1.0)
+    assert report["is_default"] is True
+
+
+def test_progress_of_other_settings_is_not_reused(committed: Path):
+    args = _args(committed, [0])
+    args.train_epochs = 8  # the progress files hold 40-epoch retrainings: this one must retrain, and has no data
+    with pytest.raises(DataError, match="data root not found"):
+        rf.run(args)
+    assert not (committed / "results" / "new_path_v2.json").exists()
+
+
+def test_picks_of_another_configuration_are_refused(committed: Path):
+    args = _args(committed, [0])
+    args.configuration = "old_mixture"
+    with pytest.raises(SystemExit, match="holds the picks of configuration 'new_path'"):
+        rf.run(args)
