@@ -43,6 +43,8 @@ def test_verdict_holds_only_beyond_the_seed_spread_and_at_no_more_latency():
     assert claim.verdict(target, baselines)[0].endswith("**holds**")
     target["arms"]["mac"]["test_miou"] = [0.34, 0.38]  # gap 0.5 point < sd 2.8 points
     assert claim.verdict(target, baselines)[0].endswith("does not hold")
+    target["arms"]["mac"]["test_miou"] = [0.33, 0.37]  # gap 1.5 points: above this arm's sd 0.7, not the other's 2.8
+    assert claim.verdict(target, baselines)[0].endswith("does not hold")
 
 
 def test_verdict_compares_with_the_nearest_baseline_at_least_as_slow():
@@ -50,6 +52,11 @@ def test_verdict_compares_with_the_nearest_baseline_at_least_as_slow():
     target = {"arms": {"latency": _arm([0.32, 0.33], 10.6)}}  # between them: Small is nearer but faster
     (line,) = claim.verdict(target, baselines)
     assert "MobileNetV3-Large" in line and "-7.0 points" in line and line.endswith("does not hold")
+    # within 2% above Small's latency counts as "at ≤ its latency": Small is the baseline
+    target["arms"]["latency"]["latency_ms"] = 7.1
+    assert "MobileNetV3-Small" in claim.verdict(target, baselines)[0]
+    target["arms"]["latency"]["latency_ms"] = 7.2  # beyond 2%: Large, the nearest at least as slow
+    assert "MobileNetV3-Large" in claim.verdict(target, baselines)[0]
     # slower than both: the nearest of all
     target["arms"]["latency"]["latency_ms"] = 20.0
     assert "MobileNetV3-Large" in claim.verdict(target, baselines)[0]
@@ -63,16 +70,23 @@ def test_verdict_with_one_seed_is_not_tested():
 
 
 def test_mean_sd_reads_percent():
-    assert claim._mean_sd([0.30, 0.32]) == f"31.0 ± {100 * statistics.stdev([0.30, 0.32]):.1f}"
+    assert claim._mean_sd([0.30, 0.32]) == "31.0 ± 1.4"  # the sample sd (the population's would be 1.0)
     assert claim._mean_sd([0.3123]) == "31.2"
 
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    """A claim folder made from the committed results: targets, both T1 searches, their latency files, two seeds of
-    the T1 arms and one of MobileNetV3-Small."""
-    if not (COMMITTED / "targets.json").is_file():
-        pytest.skip("committed claim results absent")
+    """A claim folder made from the committed results: targets, the four searches' choices, the T1 arms' latency
+    files, two seeds of the T1 arms and one of MobileNetV3-Small."""
+    saved = COMMITTED / "runs" / "v2_e120_ft40"
+    runs = ("latency_t1_s0", "latency_t1_s1", "mac_t1_s0", "mac_t1_s1", "mnv3_small_s0")
+    needed = [COMMITTED / "targets.json", *(saved / r / "test.json" for r in runs),
+              *(COMMITTED / f"search_{arm}_t{k}_chosen_genotype.json" for arm in ("latency", "mac") for k in (1, 2)),
+              *(COMMITTED / f"latency_{n}_{b}.json" for n in ("latency_t1", "mac_t1", "mnv3_small")
+                for b in ("eager", "onnxruntime"))]
+    missing = [str(f.relative_to(ROOT)) for f in needed if not f.is_file()]
+    if missing:
+        pytest.skip(f"committed claim results absent: {missing[0]}")
     shutil.copy(COMMITTED / "targets.json", tmp_path / "targets.json")
     for arm in ("latency", "mac"):
         for k in (1, 2):
@@ -83,8 +97,7 @@ def run_dir(tmp_path: Path) -> Path:
     for name in ("latency_t1", "mac_t1", "mnv3_small"):
         for backend in ("eager", "onnxruntime"):
             shutil.copy(COMMITTED / f"latency_{name}_{backend}.json", tmp_path / "latency" / f"{name}_{backend}.json")
-    saved = COMMITTED / "runs" / "v2_e120_ft40"
-    for run in ("latency_t1_s0", "latency_t1_s1", "mac_t1_s0", "mac_t1_s1", "mnv3_small_s0"):
+    for run in runs:
         (tmp_path / "runs" / run).mkdir(parents=True)
         shutil.copy(saved / run / "test.json", tmp_path / "runs" / run / "test.json")
     return tmp_path
