@@ -14,7 +14,8 @@ more whatever the search. Every step resumes: an interrupted run continues where
     python bench/ranking_fidelity.py --configuration new_path --picks-from bench/results/ranking/new_path.json \
         --recipe v2 --train-epochs 40 --seeds 0 1
     → bench/results/ranking/new_path_v2_s0-1.json: the same picks retrained with a better recipe; each finished
-      retraining is also kept in new_path_v2_sSEED.progress.json (commit it: a later session or clone goes on).
+      retraining is also kept in new_path_v2_sSEED.progress.json (commit it: a later session or clone goes on);
+      ``kendall_tau_{val,test}_vs_picks_from``: how far the two ground truths rank the picks alike.
       Seeds side by side, one thread each, then the combined report (nothing retrained):
         for s in 0 1; do OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds $s & done; wait
         python bench/ranking_fidelity.py ... --seeds 0 1
@@ -229,6 +230,12 @@ def run(args: argparse.Namespace) -> dict:
     # the ground truth's own agreement: how far two evaluations of the same retrained networks rank alike
     summary["kendall_tau_retrained_val_test"] = kendall_tau([p["val_miou"] for p in pairs],
                                                             [p["test_miou"] for p in pairs])
+    if args.picks_from:  # and how far this ground truth ranks the picks like the earlier report's did
+        earlier = json.loads(Path(args.picks_from).read_text())["pairs"]
+        for split in ("val", "test"):
+            if all(f"{split}_miou" in e for e in earlier):
+                summary[f"kendall_tau_{split}_vs_picks_from"] = kendall_tau([e[f"{split}_miou"] for e in earlier],
+                                                                           [p[f"{split}_miou"] for p in pairs])
     if len(args.seeds) > 1:  # and how far two retraining seeds rank the networks alike on test
         summary["kendall_tau_retrained_seed_seed_test"] = kendall_tau([p["test_miou_seeds"][0] for p in pairs],
                                                                       [p["test_miou_seeds"][1] for p in pairs])

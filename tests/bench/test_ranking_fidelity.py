@@ -41,8 +41,9 @@ def _args(tmp_path: Path, seeds: list[int]) -> argparse.Namespace:
 def committed(tmp_path: Path) -> Path:
     """An earlier report's picks and both seeds' progress files, as a session leaves them."""
     genotypes = [[OPS[(i + j) % len(OPS)] for j in range(20)] for i in range(len(PICKS))]
-    pairs = [{"genotype": g, "score": s, "predicted_ms": ms * 0.8, "measured_ms": ms, "on_front": True}
-             for g, (s, ms, _) in zip(genotypes, PICKS)]
+    pairs = [{"genotype": g, "score": s, "predicted_ms": ms * 0.8, "measured_ms": ms, "on_front": True,
+              "test_miou": short}  # the earlier, shorter ground truth: the opposite order on test
+             for g, (s, ms, _), short in zip(genotypes, PICKS, (0.20, 0.21, 0.22, 0.23))]
     (tmp_path / "picks.json").write_text(json.dumps({"configuration": {"name": "new_path"}, "pairs": pairs}))
     results = tmp_path / "results"
     results.mkdir()
@@ -67,6 +68,8 @@ def test_combined_report_from_progress_files(committed: Path):
     assert report["kendall_tau_measured_ms_test"] == pytest.approx(1.0)
     assert report["kendall_tau_retrained_val_test"] == pytest.approx(1.0)  # val = test + 0.1
     assert report["kendall_tau_retrained_seed_seed_test"] == pytest.approx(1.0)
+    assert report["kendall_tau_test_vs_picks_from"] == pytest.approx(-1.0)
+    assert "kendall_tau_val_vs_picks_from" not in report  # the earlier report has no val mIoU
     assert report["is_default"] is True
 
 
