@@ -3,7 +3,6 @@ applies the issue's test (mean gap above the larger seed sd, at no more latency,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
@@ -11,18 +10,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import ROOT, load_bench_script
+
 COMMITTED = ROOT / "bench" / "results" / "camvid_claim"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("camvid_claim", ROOT / "bench" / "camvid_claim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-claim = _load_script()
+claim = load_bench_script("camvid_claim")
 
 
 def _arm(mious: list[float], ms: float) -> dict:

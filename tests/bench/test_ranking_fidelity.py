@@ -4,7 +4,6 @@ rank correlations of the supernet score, and of measured latency alone, with the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import pytest
 
 from squeezenas.data.base import DataError
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import load_bench_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("ranking_fidelity", ROOT / "bench" / "ranking_fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rf = _load_script()
+rf = load_bench_script("ranking_fidelity")
 
 OPS = ("k3_d1_e1_g1", "k5_d1_e3_g1", "k3_d2_e6_g1", "skip")
 # four picks: score, measured ms, and the retrained test mIoU of seeds 0 and 1
