@@ -19,6 +19,9 @@ more whatever the search. Every step resumes: an interrupted run continues where
       Seeds side by side, one thread each, then the combined report (nothing retrained):
         for s in 0 1; do OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds $s & done; wait
         python bench/ranking_fidelity.py ... --seeds 0 1
+      or one seed in two lanes, each retraining some of the picks (``--picks``: progress only, no report):
+        OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds 0 --picks 5 6 7 &
+        OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds 0 --picks 8 9 & wait
 
 Configurations (``CONFIGURATIONS``): the search flags of the old defaults (the paper's formulation) and of the
 new ones, each with the mixture and the discrete-path supernet.
@@ -197,8 +200,13 @@ def run(args: argparse.Namespace) -> dict:
     progress = {seed: Path(args.results) / f"{args.configuration}_{args.recipe}_s{seed}.progress.json"
                 for seed in args.seeds}
     done = {k: v for f in progress.values() if f.is_file() for k, v in json.loads(f.read_text()).items()}
+    if args.picks is not None and not set(args.picks) <= set(range(len(picks))):
+        raise SystemExit(f"--picks: {sorted(set(args.picks) - set(range(len(picks))))} not among the "
+                         f"{len(picks)} picks (0 to {len(picks) - 1})")
     pairs = []
     for n, pick in enumerate(picks):
+        if args.picks is not None and n not in args.picks:
+            continue
         folder = root / "archs" / f"{n:02d}"
         if not (folder / "genotype.json").is_file():
             Genotype.from_dict({"macro": "small", "genotype": pick["genotype"]}).save(folder / "genotype.json")
@@ -210,6 +218,9 @@ def run(args: argparse.Namespace) -> dict:
             per_seed.append(retrain(folder, data, args, seed, done))
             done[f"{folder.name}/s{seed}"] = {**per_seed[-1], "genotype": list(pick["genotype"]),
                                               "settings": ground_truth_settings(args)}
+            # merged with what is in the file now: another lane may have added picks since this one started
+            lanes = json.loads(progress[seed].read_text()) if progress[seed].is_file() else {}
+            done = {**lanes, **done}
             atomic_write_json(progress[seed], {k: v for k, v in done.items() if k.endswith(f"/s{seed}")})
         scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
         pairs.append({**pick, "val_miou": scores["val"], "test_miou": scores["test"],
@@ -217,6 +228,10 @@ def run(args: argparse.Namespace) -> dict:
                          if len(per_seed) > 1 else {})})
         print(f"[{args.configuration}] {n + 1}/{len(picks)}: score {pick['score']:.3f} → val {scores['val']:.3f}, "
               f"test {scores['test']:.3f}, {pick['measured_ms']:.2f} ms", flush=True)
+    if args.picks is not None:  # a lane: its retrainings are in the progress files, the report needs them all
+        print(f"[{args.configuration}] picks {args.picks} retrained → "
+              f"{', '.join(str(f) for f in progress.values())}; the call without --picks writes the report")
+        return {"pairs": pairs}
     summary = {}
     for split in ("val", "test"):
         b = [p[f"{split}_miou"] for p in pairs]
@@ -280,6 +295,8 @@ def main() -> None:
                         "(results: CONFIGURATION[_RECIPE][_sSEEDS].json)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="retraining seeds, mIoU averaged over them (default: --seed)")
+    p.add_argument("--picks", type=int, nargs="+", default=None, metavar="N",
+                   help="retrain only these picks (0-based), for lanes side by side: progress files only, no report")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/ranking")
