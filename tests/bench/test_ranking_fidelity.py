@@ -25,7 +25,7 @@ def _args(tmp_path: Path, seeds: list[int]) -> argparse.Namespace:
         configuration="new_path", dataset="camvid", data_root=str(tmp_path / "no_data"), data_option=[],
         lut=None, picks_from=str(tmp_path / "picks.json"), target=None, search_epochs=8, crop=(176, 240),
         size=(180, 240), batch_size=8, n=100, val_limit=50, k=4, train_epochs=40, recipe="v2", seeds=seeds,
-        workers=1, seed=0, out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
+        picks=None, workers=1, seed=0, out=str(tmp_path / "runs"), results=str(tmp_path / "results"))
 
 
 @pytest.fixture
@@ -76,4 +76,37 @@ def test_picks_of_another_configuration_are_refused(committed: Path):
     args = _args(committed, [0])
     args.configuration = "old_mixture"
     with pytest.raises(SystemExit, match="holds the picks of configuration 'new_path'"):
+        rf.run(args)
+
+
+def test_a_lane_retrains_its_picks_only_and_keeps_what_other_lanes_wrote(committed: Path, monkeypatch):
+    progress = committed / "results" / "new_path_v2_s0.progress.json"
+    entries = json.loads(progress.read_text())
+    lane_b = entries.pop("03/s0")  # pick 3: not done when this lane starts, done by the other lane meanwhile
+    entries.pop("02/s0")           # pick 2: this lane's to retrain
+    progress.write_text(json.dumps(entries))
+    retrained, real_retrain = [], rf.retrain
+
+    def fake_retrain(folder, data, args, seed, done):
+        if f"{folder.name}/s{seed}" in done:  # finished before: the real function takes it from the progress file
+            return real_retrain(folder, data, args, seed, done)
+        retrained.append(folder.name)
+        progress.write_text(json.dumps({**json.loads(progress.read_text()), "03/s0": lane_b}))  # the other lane
+        return {"val": 0.5, "test": 0.4}
+
+    monkeypatch.setattr(rf, "retrain", fake_retrain)
+    args = _args(committed, [0])
+    args.picks = [1, 2]
+    report = rf.run(args)
+    assert retrained == ["02"]  # pick 1 was done, pick 3 is not this lane's
+    assert [p["test_miou"] for p in report["pairs"]] == pytest.approx([PICKS[1][2][0], 0.4])
+    assert sorted(json.loads(progress.read_text())) == ["00/s0", "01/s0", "02/s0", "03/s0"]
+    assert json.loads(progress.read_text())["02/s0"]["test"] == 0.4
+    assert not (committed / "results" / "new_path_v2.json").exists()  # a lane writes no report
+
+
+def test_picks_out_of_range_are_refused(committed: Path):
+    args = _args(committed, [0])
+    args.picks = [2, 7]
+    with pytest.raises(SystemExit, match=r"--picks: \[7\] not among the 4 picks"):
         rf.run(args)
