@@ -19,7 +19,8 @@ more whatever the search. Every step resumes: an interrupted run continues where
       Seeds side by side, one thread each, then the combined report (nothing retrained):
         for s in 0 1; do OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds $s & done; wait
         python bench/ranking_fidelity.py ... --seeds 0 1
-      or one seed in two lanes, each retraining some of the picks (``--picks``: progress only, no report):
+      or one seed in two lanes, each retraining other picks (``--picks``, disjoint: progress only, no report;
+      each entry records the command that retrained it):
         OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds 0 --picks 5 6 7 &
         OMP_NUM_THREADS=1 python bench/ranking_fidelity.py ... --seeds 0 --picks 8 9 & wait
 
@@ -30,6 +31,7 @@ new ones, each with the mixture and the discrete-path supernet.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shlex
 import sys
@@ -93,15 +95,9 @@ def spread(samples: list[dict], k: int) -> list[int]:
 RECIPES = {"short": {}, "v2": {"class_weights": "auto", "color_jitter": 0.4, "weight_decay": 1e-4}}
 
 
-def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int, done: dict) -> dict[str, float]:
+def retrain(folder: Path, data: dict, args: argparse.Namespace, seed: int) -> dict[str, float]:
     """Train the pick in ``folder`` from scratch with the ground-truth recipe and seed (resuming), score last.pt
-    on val and test; the first recipe and seed keep the folder names of the first runs (train/, val.json).
-    ``done`` (the committed progress file's entries, keyed ``FOLDER/sSEED``) skips a retraining finished before,
-    in another session or clone."""
-    entry = done.get(f"{folder.name}/s{seed}")
-    if entry is not None and entry.get("genotype") == list(load_genotype(folder / "genotype.json").ops) \
-            and entry.get("settings") == ground_truth_settings(args):
-        return {"val": entry["val"], "test": entry["test"]}
+    on val and test; the first recipe and seed keep the folder names of the first runs (train/, val.json)."""
     tag = "" if (args.recipe, seed) == ("short", args.seed) else f"_{args.recipe}_s{seed}"
     run_dir = folder / f"train{tag}"
     tcfg = TrainConfig(model=str(folder / "genotype.json"), **data, out=str(run_dir), epochs=args.train_epochs,
@@ -182,6 +178,16 @@ def picks_from_results(path: Path, configuration: str) -> list[dict]:
     return [{k: p[k] for k in PICK_KEYS if k in p} for p in report["pairs"]]
 
 
+def record_progress(path: Path, key: str, entry: dict, lock_dir: Path) -> None:
+    """Add one finished retraining to a seed's progress file. Lanes (``--picks``) retrain other picks side by side
+    and write the same file: under an exclusive lock, what the file holds now is kept and only ``key`` replaced."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        entries = json.loads(path.read_text()) if path.is_file() else {}
+        atomic_write_json(path, {**entries, key: entry})
+
+
 def run(args: argparse.Namespace) -> dict:
     _, is_default = CONFIGURATIONS[args.configuration]
     root = Path(args.out) / args.configuration
@@ -193,8 +199,12 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.results) / f"{args.configuration}{tag}.json"
     if args.picks_from and out.resolve() == Path(args.picks_from).resolve():
         raise SystemExit(f"{out}: would overwrite the report the picks come from; choose another --recipe or --seeds")
+    if args.picks is not None and not args.picks_from:
+        raise SystemExit("--picks: lanes retrain the picks of an earlier report; give --picks-from (a search "
+                         "of its own in each lane would race on one folder)")
     picks = (picks_from_results(Path(args.picks_from), args.configuration) if args.picks_from
              else picks_from_search(args, root, data))
+    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
     # each finished retraining, one file per seed (committed: a later session goes on; processes retraining
     # other seeds side by side write other files, and a call with all the seeds combines them)
     progress = {seed: Path(args.results) / f"{args.configuration}_{args.recipe}_s{seed}.progress.json"
@@ -215,13 +225,14 @@ def run(args: argparse.Namespace) -> dict:
                              "it); choose another --out")
         per_seed = []
         for seed in args.seeds:
-            per_seed.append(retrain(folder, data, args, seed, done))
-            done[f"{folder.name}/s{seed}"] = {**per_seed[-1], "genotype": list(pick["genotype"]),
-                                              "settings": ground_truth_settings(args)}
-            # merged with what is in the file now: another lane may have added picks since this one started
-            lanes = json.loads(progress[seed].read_text()) if progress[seed].is_file() else {}
-            done = {**lanes, **done}
-            atomic_write_json(progress[seed], {k: v for k, v in done.items() if k.endswith(f"/s{seed}")})
+            # a retraining finished before (in another session, clone or lane) is taken from the progress file
+            key, settings = f"{folder.name}/s{seed}", ground_truth_settings(args)
+            entry = done.get(key)
+            if entry is None or entry.get("genotype") != list(pick["genotype"]) or entry.get("settings") != settings:
+                entry = done[key] = {**retrain(folder, data, args, seed), "genotype": list(pick["genotype"]),
+                                     "settings": settings, "command": command}
+                record_progress(progress[seed], key, entry, Path(args.out))
+            per_seed.append({split: entry[split] for split in ("val", "test")})
         scores = {split: float(np.mean([r[split] for r in per_seed])) for split in ("val", "test")}
         pairs.append({**pick, "val_miou": scores["val"], "test_miou": scores["test"],
                       **({f"{split}_miou_seeds": [r[split] for r in per_seed] for split in ("val", "test")}
@@ -258,7 +269,7 @@ def run(args: argparse.Namespace) -> dict:
     fields, _ = CONFIGURATIONS[args.configuration]
     report = {"configuration": {"name": args.configuration, **fields, "settings": settings},
               "is_default": is_default, "k": len(pairs), **summary, "pairs": pairs,
-              "commands": [" ".join(shlex.quote(a) for a in ["python", *sys.argv])],
+              "commands": [command],
               "seconds_this_call": round(time.perf_counter() - t0, 1)}
     atomic_write_json(out, report)
     full = (f" (whole-split score: {summary['kendall_tau_full_val']:.2f}, {summary['kendall_tau_full_test']:.2f})"

@@ -82,16 +82,15 @@ def test_picks_of_another_configuration_are_refused(committed: Path):
 def test_a_lane_retrains_its_picks_only_and_keeps_what_other_lanes_wrote(committed: Path, monkeypatch):
     progress = committed / "results" / "new_path_v2_s0.progress.json"
     entries = json.loads(progress.read_text())
-    lane_b = entries.pop("03/s0")  # pick 3: not done when this lane starts, done by the other lane meanwhile
-    entries.pop("02/s0")           # pick 2: this lane's to retrain
+    fresh_3 = entries["03/s0"]  # pick 3: stale when this lane starts, retrained by the other lane meanwhile
+    entries["03/s0"] = {**fresh_3, "test": 0.01, "settings": {**fresh_3["settings"], "train_epochs": 8}}
+    entries.pop("02/s0")  # pick 2: this lane's to retrain
     progress.write_text(json.dumps(entries))
-    retrained, real_retrain = [], rf.retrain
+    retrained = []
 
-    def fake_retrain(folder, data, args, seed, done):
-        if f"{folder.name}/s{seed}" in done:  # finished before: the real function takes it from the progress file
-            return real_retrain(folder, data, args, seed, done)
+    def fake_retrain(folder, data, args, seed):
         retrained.append(folder.name)
-        progress.write_text(json.dumps({**json.loads(progress.read_text()), "03/s0": lane_b}))  # the other lane
+        progress.write_text(json.dumps({**json.loads(progress.read_text()), "03/s0": fresh_3}))  # the other lane
         return {"val": 0.5, "test": 0.4}
 
     monkeypatch.setattr(rf, "retrain", fake_retrain)
@@ -100,9 +99,19 @@ def test_a_lane_retrains_its_picks_only_and_keeps_what_other_lanes_wrote(committ
     report = rf.run(args)
     assert retrained == ["02"]  # pick 1 was done, pick 3 is not this lane's
     assert [p["test_miou"] for p in report["pairs"]] == pytest.approx([PICKS[1][2][0], 0.4])
-    assert sorted(json.loads(progress.read_text())) == ["00/s0", "01/s0", "02/s0", "03/s0"]
-    assert json.loads(progress.read_text())["02/s0"]["test"] == 0.4
+    written = json.loads(progress.read_text())
+    assert sorted(written) == ["00/s0", "01/s0", "02/s0", "03/s0"]
+    assert written["03/s0"] == fresh_3  # the other lane's result, not this lane's stale copy
+    assert written["02/s0"]["test"] == 0.4 and "command" in written["02/s0"]
+    assert "command" not in written["01/s0"]  # a finished entry is taken as it is, not rewritten
     assert not (committed / "results" / "new_path_v2.json").exists()  # a lane writes no report
+
+
+def test_lanes_need_the_picks_of_an_earlier_report(committed: Path):
+    args = _args(committed, [0])
+    args.picks, args.picks_from, args.lut = [0], None, "table.json"
+    with pytest.raises(SystemExit, match="give --picks-from"):
+        rf.run(args)
 
 
 def test_picks_out_of_range_are_refused(committed: Path):
