@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from squeezenas.cost.lut import leave_one_out
+from squeezenas.cost.lut import leave_one_out, repeatability
 
 
 def _loo(features: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -41,12 +41,12 @@ def analyse(check: dict) -> dict:
     p = np.array([r["predicted_ms"] for r in rows])
     m = np.array([r["measured_ms"] for r in rows])
     g = np.array([r["gmacs"] for r in rows])
-    gaps = np.array([sorted(r["round_values"])[1] / min(r["round_values"]) - 1 if len(r["round_values"]) > 1
-                     else np.nan for r in rows]) * 100
+    rep = repeatability([r.get("round_values", []) for r in rows])
     affine = np.asarray(leave_one_out(list(p), list(m)))  # exactly the check's held-out figures
     with_macs = _loo(np.c_[np.ones_like(p), p, g], m)
     return {"networks": len(rows), "rounds": check.get("rounds"), "threads": check.get("threads"),
-            "median_round_gap_pct": float(np.nanmedian(gaps)), "share_round_gap_over_5pct": float(np.mean(gaps > 5)),
+            "median_round_gap_pct": rep["median_round_gap_pct"] if rep else float("nan"),
+            "share_round_gap_over_5pct": 1 - rep["within_5pct"] if rep else float("nan"),
             "affine_within_5": _within(affine, m, 5), "affine_within_10": _within(affine, m, 10),
             "macs_within_5": _within(with_macs, m, 5), "macs_within_10": _within(with_macs, m, 10)}
 

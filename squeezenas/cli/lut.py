@@ -180,6 +180,14 @@ def print_report(report: dict) -> None:
         print(f"  MACs as the cost:   Kendall tau {report['kendall_tau_macs']:.3f} (ranking by GMACs, for comparison)")
     print(f"  fit on all:         measured = {fit['overhead_ms']:.3f} ms + {fit['scale']:.4f} x predicted")
     print("  (calibrated errors are held out: each network is predicted with a fit on the other networks)")
+    rep = report.get("repeatability")
+    if rep:
+        print(f"  repeatability:      rounds agree within 5% for {rep['within_5pct']:.0%} of the networks (median gap "
+              f"fastest to second round {rep['median_round_gap_pct']:.1f}%, max {rep['max_round_gap_pct']:.1f}%); "
+              "the others' figures may move by more than 5% when timed again")
+        if rep["within_5pct"] < 0.95:
+            print("  warning: the measurements themselves do not repeat within 5%; time on a quieter machine, with "
+                  "fewer threads or more --rounds before judging the table")
     _print_contention(report.get("contention"), "networks")
     s = report.get("stored_calibration")
     if s:

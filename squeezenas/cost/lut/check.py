@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
-from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out
+from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability
 from squeezenas.cost.tables import CostTable, mac_table
 from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
@@ -172,6 +172,8 @@ def check_lut(
               "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),
               "table_contention": table.meta.get("contention"),
               **evaluate_predictions(table, rows),
+              # how far the networks' own figures move between rounds (what a ±5% share can rest on)
+              "repeatability": repeatability([r.get("round_values", []) for r in rows]),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}

@@ -66,6 +66,18 @@ def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict
             **{f"within_{w}pct": float(np.mean(np.abs(pct) <= w)) for w in WITHIN_PCT}}
 
 
+def repeatability(round_values: Sequence[Sequence[float]]) -> dict[str, float] | None:
+    """How far each network's figure moves when it is timed again: the gap (%) between its fastest and
+    second-fastest round (the figure is the fastest). The figure of a network whose gap exceeds 5% might have come
+    out more than 5% apart in another check, so a ±5% share above ``within_5pct`` (the share of networks whose gap
+    is at most 5%) rests partly on luck. None with fewer than two rounds."""
+    gaps = np.array([sorted(v)[1] / min(v) - 1 for v in round_values if len(v) > 1]) * 100
+    if not len(gaps):
+        return None
+    return {"n": len(gaps), "median_round_gap_pct": float(np.median(gaps)), "max_round_gap_pct": float(np.max(gaps)),
+            **{f"within_{w}pct": float(np.mean(gaps <= w)) for w in WITHIN_PCT}}
+
+
 def leave_one_out(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:
     """Calibrated predictions, each from a calibration fitted on all the other networks (held-out)."""
     p, m = list(predicted), list(measured)

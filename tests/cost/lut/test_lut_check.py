@@ -143,3 +143,26 @@ def test_calibrate_refuses_a_report_of_another_table(tmp_path, change, pattern):
     with pytest.raises(LutError, match=pattern):
         calibrate_lut_file(tmp_path / "t.json", tmp_path / "check.json")
     assert (tmp_path / "t.json").read_bytes() == before  # nothing written
+
+
+def test_check_reports_how_far_the_rounds_repeat(capsys):
+    """Every network's second round 20% slower than its first: the figures (the fastest) stay right, and the
+    report and its printout say that the measurements do not repeat within 5%."""
+    from squeezenas.cli.lut import print_report
+
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+    calls: dict[tuple, int] = {}
+
+    def network_timer(model, shape, config):
+        n = calls[model.genotype.ops] = calls.get(model.genotype.ops, 0) + 1
+        return fake_timing(table.predict(model.genotype) * (1.2 if n == 2 else 1.0), shape, config)
+
+    report = check_lut(table, samples=4, rounds=2, progress=False, measure_fn=network_timer)
+    assert report["repeatability"]["within_5pct"] == 0.0
+    assert report["repeatability"]["median_round_gap_pct"] == pytest.approx(20.0)
+    assert report["calibrated"]["within_5pct"] == 1.0  # the fastest round is the figure
+    print_report(report)
+    out = capsys.readouterr().out
+    assert "rounds agree within 5% for 0% of the networks" in out and "do not repeat within 5%" in out
+    one = check_lut(table, samples=4, progress=False, measure_fn=network_timer)  # one round: nothing to compare
+    assert one["repeatability"] is None

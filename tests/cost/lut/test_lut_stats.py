@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from squeezenas.cost.lut import error_summary, fit_calibration, kendall_tau, leave_one_out
+from squeezenas.cost.lut import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability
 
 
 def test_fit_calibration_recovers_overhead_and_scale_exactly():
@@ -48,3 +48,13 @@ def test_calibration_never_reverses_the_table_order():
     overhead, scale = fit_calibration([10.0, 20.0, 30.0], [50.0, 40.0, 30.0])  # noise: measured falls as predicted rises
     assert overhead == 0.0 and scale > 0
     assert fit_calibration([10.0, 20.0, 30.0], [13.0, 23.0, 33.0]) == pytest.approx((3.0, 1.0))
+
+
+def test_repeatability_is_the_gap_between_the_fastest_two_rounds():
+    # gaps: 2% (the slow third round does not count), 15%, 4%; a network timed once has none
+    rep = repeatability([[1.02, 1.0, 1.5], [2.3, 2.0], [4.16, 4.0, 4.2], [3.0]])
+    assert rep["n"] == 3
+    assert rep["median_round_gap_pct"] == pytest.approx(4.0)
+    assert rep["max_round_gap_pct"] == pytest.approx(15.0)
+    assert rep["within_5pct"] == pytest.approx(2 / 3) and rep["within_10pct"] == pytest.approx(2 / 3)
+    assert repeatability([[3.0], [2.0]]) is None and repeatability([]) is None
