@@ -119,3 +119,15 @@ def test_picks_out_of_range_are_refused(committed: Path):
     args.picks = [2, 7]
     with pytest.raises(SystemExit, match=r"--picks: \[7\] not among the 4 picks"):
         rf.run(args)
+
+
+def test_every_scoring_split_belongs_to_a_configuration_that_trains_without_it():
+    from squeezenas.data import split_filter
+
+    for name, split in rf.SCORING_SPLIT.items():
+        fields, is_default = rf.CONFIGURATIONS[name]
+        base, keep = split_filter(split)
+        train_base, train_keep = split_filter(fields["train_split"])
+        assert base == train_base == "train" and not is_default
+        for filename in ("0006R0_f01950.jpg", "0016E5_08370.jpg"):  # a file is scored on xor trained on
+            assert keep(filename) != train_keep(filename)

@@ -115,3 +115,39 @@ def test_rgb_label_image_is_an_error(fake_camvid: Path, write):
     write.rgb(fake_camvid / "valannot" / "c.png")
     with pytest.raises(DataError, match=r"c\.png has mode RGB"):
         build_dataset("camvid", fake_camvid, "val")[0]
+
+
+def test_real_camvid_split_by_drive(camvid_root: Path):
+    """Training drive 0006R0 held out: the search trains on the rest and scores on it (bench/ranking_fidelity.py)."""
+    rest = build_dataset("camvid", camvid_root, "train:without=0006R0*")
+    drive = build_dataset("camvid", camvid_root, "train:only=0006R0*")
+    assert (len(rest), len(drive)) == (266, 101)
+    assert all(f.image.name.startswith("0006R0") for f in drive.files)
+    assert not {f.image for f in rest.files} & {f.image for f in drive.files}
+
+
+def test_split_filter_on_file_names(fake_camvid: Path):
+    only = build_dataset("camvid", fake_camvid, "train:only=b*")
+    without = build_dataset("camvid", fake_camvid, "train:without=b*")
+    assert [f.image.name for f in only.files] == ["b.png"] and len(only) == 1
+    assert [f.image.name for f in without.files] == ["a.jpg"]
+    image, mask = only[0]  # the kept file loads as before
+    assert image.shape[0] == 3 and mask.shape == image.shape[1:]
+
+
+@pytest.mark.parametrize("split,message", [
+    ("train:only=z*", r"keeps 0 of the 2 images of 'train'"),
+    ("train:without=*", r"keeps 0 of the 2 images"),
+    ("train:only=*", r"keeps 2 of the 2 images"),
+    ("train:keep=a*", r"expected SPLIT, SPLIT:only=GLOB or SPLIT:without=GLOB"),
+    ("train:only=", r"expected SPLIT"),
+    (":only=a*", r"expected SPLIT"),
+])
+def test_split_filter_mistakes_are_data_errors(fake_camvid: Path, split: str, message: str):
+    with pytest.raises(DataError, match=message):
+        build_dataset("camvid", fake_camvid, split)
+
+
+def test_split_filter_needs_files():
+    with pytest.raises(DataError, match="needs a dataset of files, not 'synthetic'"):
+        build_dataset("synthetic", None, "train:only=a*")
