@@ -1,11 +1,12 @@
 """Does the supernet's ranking hold after retraining? Search with one configuration, sample the learned
 distribution, take K architectures spread over the front and the sampled cloud, retrain each with one short
 recipe, and compare the supernet's path scores with the retrained validation and test mIoU (Kendall τ,
-Spearman ρ). The picks are also scored again on the whole validation split (what the second look of the
-selection does; ``score_full_val``), and the retrained networks' val and test mIoU are ranked against each other:
-the agreement that any score can at best reach with so short a retraining; the measured latency is ranked against
-them too (``kendall_tau_measured_ms_*``): the bar a supernet score must clear, since bigger networks tend to learn
-more whatever the search. Every step resumes: an interrupted run continues where it stopped.
+Spearman ρ). The picks are also scored again on the whole scoring split (val; for ``new_path_drive`` the held-out
+drive), what the second look of the selection does (``score_full_val``), and the retrained networks' val and test
+mIoU are ranked against each other: the agreement that any score can at best reach with so short a retraining;
+the measured latency is ranked against them too (``kendall_tau_measured_ms_*``): the bar a supernet score must
+clear, since bigger networks tend to learn more whatever the search. Every step resumes: an interrupted run
+continues where it stopped.
 
     python bench/ranking_fidelity.py --configuration new_path --dataset camvid --data-root ../shared/data/camvid \\
         --lut runs/ranking/lut.json --out runs/ranking --k 10
@@ -128,7 +129,7 @@ def ground_truth_settings(args: argparse.Namespace) -> dict:
 
 def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[dict]:
     """Search with the configuration, sample, take K picks spread over the front and the cloud; each pick's
-    supernet score (sample's, and again on the whole val split), predicted and measured latency."""
+    supernet score (sample's, and again on the whole scoring split), predicted and measured latency."""
     fields, _ = CONFIGURATIONS[args.configuration]
     table = load_lut(args.lut)
     split = SCORING_SPLIT.get(args.configuration, "val")
@@ -145,7 +146,7 @@ def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[
                                        budget=None, finalists=0, device="cpu", workers=args.workers,
                                        seed=args.seed, progress=False, split=split))
     samples = json.loads(pareto.read_text())["samples"]
-    full_scorer = None  # the picks scored again through the supernet on the whole validation split
+    full_scorer = None  # the picks scored again through the supernet on the whole scoring split
     timing = replace(table_config(table), min_run_time=max(1.0, table_config(table).min_run_time))
     picks = []
     for n, i in enumerate(spread(samples, args.k)):

@@ -106,7 +106,7 @@ class EvalConfig(DataFields, RunFields):
     model: str | None = None  # zoo name or genotype when ``checkpoint`` does not say which network it holds
     dataset: str | None = None  # None: the dataset the checkpoint was trained on
     data_root: str | None = None  # None: the training run's data root (same dataset)
-    split: str = "val"  # val or test
+    split: str = "val"  # val, test, or part of a split (SPLIT:only=GLOB, SPLIT:without=GLOB)
     size: tuple[int, int] | None = None  # run the network at (H, W); labels are still scored at full resolution
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     channels_last: bool = True  # on CUDA only

@@ -129,5 +129,5 @@ def test_every_scoring_split_belongs_to_a_configuration_that_trains_without_it()
         base, keep = split_filter(split)
         train_base, train_keep = split_filter(fields["train_split"])
         assert base == train_base == "train" and not is_default
-        for filename in ("0006R0_f01950.jpg", "0016E5_08370.jpg"):  # a file is scored on xor trained on
-            assert keep(filename) != train_keep(filename)
+        assert keep("0006R0_f01950.jpg") and not train_keep("0006R0_f01950.jpg")  # the held-out drive: scored
+        assert train_keep("0016E5_08370.jpg") and not keep("0016E5_08370.jpg")  # the others: trained on

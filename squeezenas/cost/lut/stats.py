@@ -68,9 +68,10 @@ def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict
 
 def repeatability(round_values: Sequence[Sequence[float]]) -> dict[str, float] | None:
     """How far each network's figure moves when it is timed again: the gap (%) between its fastest and
-    second-fastest round (the figure is the fastest). The figure of a network whose gap exceeds 5% might have come
-    out more than 5% apart in another check, so a ±5% share above ``within_5pct`` (the share of networks whose gap
-    is at most 5%) rests partly on luck. None with fewer than two rounds."""
+    second-fastest round (with the CPU default ``--statistic min`` the figure is the fastest round). The figure of
+    a network whose gap exceeds 5% might have come out more than 5% apart in another check, so a ±5% share above
+    ``within_5pct`` (the share of networks whose gap is at most 5%) rests partly on luck. None with fewer than
+    two rounds."""
     gaps = np.array([sorted(v)[1] / min(v) - 1 for v in round_values if len(v) > 1]) * 100
     if not len(gaps):
         return None

@@ -166,3 +166,10 @@ def test_check_reports_how_far_the_rounds_repeat(capsys):
     assert "rounds agree within 5% for 0% of the networks" in out and "do not repeat within 5%" in out
     one = check_lut(table, samples=4, progress=False, measure_fn=network_timer)  # one round: nothing to compare
     assert one["repeatability"] is None
+    calls.clear()
+    steady = check_lut(table, samples=4, rounds=2, progress=False,
+                       measure_fn=lambda m, s, c: fake_timing(table.predict(m.genotype), s, c))
+    assert steady["repeatability"]["within_5pct"] == 1.0
+    print_report(steady)
+    out = capsys.readouterr().out
+    assert "rounds agree within 5% for 100% of the networks" in out and "do not repeat" not in out
