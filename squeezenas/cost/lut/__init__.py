@@ -44,5 +44,4 @@ __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "
            "combine_rounds", "contention_summary", "cpu_load", "default_context", "error_summary",
            "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
            "output_sizes", "packed_offset", "partial_path", "plan_lut", "repeatability", "spanning_genotypes",
-           "table_config",
-           "warn_if_busy"]
+           "table_config", "warn_if_busy"]
