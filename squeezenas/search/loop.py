@@ -104,11 +104,15 @@ def _alternate_step(st: SearchState, cfg: SearchConfig, cost: CostModel, rep: Re
     return ce + cost_term, ce, cost_term
 
 
-def _prune(st: SearchState, rep: Replicas, threshold: float) -> list[tuple[int, str]]:
-    """Pruning, the same on every rank (θ is); DDP is rebuilt over the surviving weights, as the SGD is."""
+def _prune(st: SearchState, rep: Replicas, cost: CostModel, threshold: float) -> list[tuple[int, str]]:
+    """Pruning, the same on every rank (θ is); DDP is rebuilt over the surviving weights, as the SGD is. With a
+    target, the survivors are projected onto it again: the removed mass would otherwise move the expected cost
+    off the target, and after the last θ-step nothing would bring it back."""
     removed = st.prune(threshold)
     if removed:
         rep.wrap(st.net)
+        if st.projector is not None:
+            st.project(cost)
     return removed
 
 
@@ -151,7 +155,7 @@ def _run_epoch(st: SearchState, cfg: SearchConfig, data: SearchData, cost: CostM
             st.theta_step += 1
             if (cfg.prune_every and cfg.prune_threshold > 0 and st.theta_step % cfg.prune_every == 0
                     and st.theta_step >= ramp):
-                pruned += _prune(st, rep, cfg.prune_threshold)
+                pruned += _prune(st, rep, cost, cfg.prune_threshold)
         st.step += 1
         n += 1
         for k, v in (("loss", loss), ("ce", ce), ("cost_term", cost_term)):
@@ -311,7 +315,7 @@ def _search(run: _Run, st: SearchState, resume: bool, stop_after: int | None,
         pruned = row.pop("_pruned")
         if (row["phase"] == "search" and cfg.prune_threshold > 0 and not cfg.prune_every
                 and st.theta_step >= ramp_steps(cfg, run.total_theta_steps)):
-            pruned += _prune(st, rep, cfg.prune_threshold)
+            pruned += _prune(st, rep, cost, cfg.prune_threshold)
         row.update(rep.end_epoch(net, {k: row[k] for k in ("loss", "ce", "cost_term")}))  # means over the ranks
         st.epoch += 1
         st.pruned += [(st.epoch, i, c) for i, c in pruned]
