@@ -269,9 +269,15 @@ def run(args: argparse.Namespace) -> dict:
             if all(f"{split}_miou" in e for e in earlier):
                 summary[f"kendall_tau_{split}_vs_picks_from"] = kendall_tau([e[f"{split}_miou"] for e in earlier],
                                                                            [p[f"{split}_miou"] for p in pairs])
-    if len(args.seeds) > 1:  # and how far two retraining seeds rank the networks alike on test
-        summary["kendall_tau_retrained_seed_seed_test"] = kendall_tau([p["test_miou_seeds"][0] for p in pairs],
-                                                                      [p["test_miou_seeds"][1] for p in pairs])
+    if len(args.seeds) > 1:  # the retraining's own noise: how far two seeds rank the networks alike, and its size
+        for split in ("val", "test"):
+            seeds = np.array([p[f"{split}_miou_seeds"] for p in pairs])  # K × seeds
+            summary[f"kendall_tau_retrained_seed_seed_{split}"] = kendall_tau(seeds[:, 0], seeds[:, 1])
+            # one network's sd over seeds, pooled over the K networks (for two seeds √(mean d² / 2))
+            summary[f"retrained_seed_sd_{split}"] = float(np.sqrt(seeds.var(axis=1, ddof=1).mean()))
+            # the span of the seed-averaged mIoU, in those sds: an order within a few sds is mostly noise
+            span = float(seeds.mean(axis=1).max() - seeds.mean(axis=1).min())
+            summary[f"retrained_span_in_seed_sd_{split}"] = span / max(summary[f"retrained_seed_sd_{split}"], 1e-12)
     settings = {k: v for k, v in vars(args).items() if k not in ("configuration", "out")}
     fields, _ = CONFIGURATIONS[args.configuration]
     report = {"configuration": {"name": args.configuration, **fields,
@@ -286,7 +292,11 @@ def run(args: argparse.Namespace) -> dict:
             if "kendall_tau_measured_ms_test" in summary else "")
     print(f"[{args.configuration}] Kendall τ val {summary['kendall_tau_val']:.2f}, test "
           f"{summary['kendall_tau_test']:.2f}{full}{size}; Spearman ρ val {summary['spearman_rho_val']:.2f}; "
-          f"retrained val vs test τ {summary['kendall_tau_retrained_val_test']:.2f} → {out}")
+          f"retrained val vs test τ {summary['kendall_tau_retrained_val_test']:.2f}"
+          + (f"; seed sd val {100 * summary['retrained_seed_sd_val']:.2f}, test "
+             f"{100 * summary['retrained_seed_sd_test']:.2f} points (test span "
+             f"{summary['retrained_span_in_seed_sd_test']:.1f} sd)" if len(args.seeds) > 1 else "")
+          + f" → {out}")
     return report
 
 

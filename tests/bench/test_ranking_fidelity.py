@@ -59,6 +59,11 @@ def test_combined_report_from_progress_files(committed: Path):
     assert report["kendall_tau_measured_ms_test"] == pytest.approx(1.0)
     assert report["kendall_tau_retrained_val_test"] == pytest.approx(1.0)  # val = test + 0.1
     assert report["kendall_tau_retrained_seed_seed_test"] == pytest.approx(1.0)
+    # the two seeds differ by 0.02, 0.01, 0.01, 0.02: sd √(mean d² / 2); the test span 0.31 − 0.21 in those sds
+    sd = (sum(d * d / 2 for d in (0.02, 0.01, 0.01, 0.02)) / 4) ** 0.5
+    assert report["retrained_seed_sd_test"] == pytest.approx(sd)
+    assert report["retrained_seed_sd_val"] == pytest.approx(sd)
+    assert report["retrained_span_in_seed_sd_test"] == pytest.approx(0.10 / sd)
     assert report["kendall_tau_test_vs_picks_from"] == pytest.approx(-1.0)
     assert "kendall_tau_val_vs_picks_from" not in report  # the earlier report has no val mIoU
     assert report["is_default"] is True
