@@ -127,12 +127,10 @@ def ground_truth_settings(args: argparse.Namespace) -> dict:
             "size": list(args.size), "batch_size": args.batch_size, "dataset": args.dataset}
 
 
-def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[dict]:
-    """Search with the configuration, sample, take K picks spread over the front and the cloud; each pick's
-    supernet score (sample's, and again on the whole scoring split), predicted and measured latency."""
+def search(args: argparse.Namespace, root: Path, data: dict):
+    """The configuration's search in ``root/search`` (resumed, or nothing to do when it finished); its table."""
     fields, _ = CONFIGURATIONS[args.configuration]
     table = load_lut(args.lut)
-    split = SCORING_SPLIT.get(args.configuration, "val")
     scfg = SearchConfig(space="small", **data, cost="latency", lut=args.lut, target=args.target,
                         epochs=args.search_epochs, crop=tuple(args.crop), batch_size=args.batch_size,
                         workers=args.workers, device="cpu", seed=args.seed, progress=False, out=str(root / "search"),
@@ -140,6 +138,14 @@ def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[
     ckpt = root / "search" / "checkpoint.pt"
     result = run_search(scfg, table, resume=ckpt.is_file())
     print(f"[{args.configuration}] search: {result.epochs} epochs, {len(result.pruned)} pruned", flush=True)
+    return table
+
+
+def picks_from_search(args: argparse.Namespace, root: Path, data: dict) -> list[dict]:
+    """Search with the configuration, sample, take K picks spread over the front and the cloud; each pick's
+    supernet score (sample's, and again on the whole scoring split), predicted and measured latency."""
+    table = search(args, root, data)
+    split = SCORING_SPLIT.get(args.configuration, "val")
     pareto = root / "search" / "pareto.json"
     if not pareto.is_file():
         sample_and_select(SampleConfig(search=str(root / "search"), n=args.n, val_limit=args.val_limit,
