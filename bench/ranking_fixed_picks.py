@@ -20,6 +20,7 @@ listed as pruned and left out of that configuration's τ.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -55,13 +56,14 @@ def ground_truth(paths: list[str]) -> list[dict]:
 
 def score_picks(args: argparse.Namespace, configuration: str, picks: list[dict], data: dict) -> list[float | None]:
     """The configuration's supernet score of every pick on the whole scoring split (None: a candidate was pruned);
-    each score is kept in a file of its own, so an interrupted run goes on where it stopped."""
+    each score is kept in a file named by the network, so an interrupted run goes on where it stopped and another
+    ground truth holding the same networks reuses the scores."""
     root = Path(args.out) / configuration
     folder = root / "fixed_picks"
     scores: list[float | None] = []
     scorer = None
     for pick in picks:
-        path = folder / f"{pick['set']}_{pick['index']:02d}.json"
+        path = folder / f"{hashlib.sha1(' '.join(pick['genotype']).encode()).hexdigest()[:16]}.json"
         if path.is_file() and json.loads(path.read_text())["genotype"] == pick["genotype"]:
             scores.append(json.loads(path.read_text())["miou"])
             continue

@@ -96,6 +96,16 @@ def test_a_second_call_reuses_every_score(tmp_path, reports, fakes):
     assert again["configurations"]["new_path"] == first["configurations"]["new_path"]
 
 
+def test_another_ground_truth_of_the_same_networks_reuses_the_scores(tmp_path, reports, fakes):
+    searched, calls = fakes
+    fp.run(_args(tmp_path, reports, ["new_path"]))
+    searched.clear(), calls.clear()
+    again = _args(tmp_path, [reports[0]], ["new_path"])
+    again.results = str(tmp_path / "a_only.json")
+    report = fp.run(again)
+    assert searched == [] and calls == [] and report["configurations"]["new_path"]["all"]["k"] == 4
+
+
 def test_a_report_of_other_settings_is_refused(tmp_path, reports, fakes):
     fp.run(_args(tmp_path, reports, ["new_path"]))
     other = _args(tmp_path, reports, ["old_mixture"])
