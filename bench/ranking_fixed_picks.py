@@ -15,11 +15,16 @@ listed as pruned and left out of that configuration's τ.
         --lut runs/ranking/lut.json --target 7.77 --data-root ../shared/data/camvid
     → bench/results/ranking/fixed_picks.json  (each pick's score is kept in runs/ranking/C/fixed_picks/: a run
       resumes, and a configuration already scored is not searched or scored again)
+
+Configurations in two lanes, one thread each, write the same report (each its own entry, under a lock):
+    for cs in "new_path new_path_alternate" "old_mixture new_mixture"; do
+      OMP_NUM_THREADS=1 python bench/ranking_fixed_picks.py --configurations $cs ... & done; wait
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import shlex
@@ -105,12 +110,8 @@ def run(args: argparse.Namespace) -> dict:
     data = {"dataset": args.dataset, "data_root": args.data_root or None,
             "data_options": parse_data_options(args.data_option)}
     sets = list(dict.fromkeys(p["set"] for p in picks))
-    out = Path(args.results)
-    report = json.loads(out.read_text()) if out.is_file() else {}
-    if report and (report.get("ground_truth") != args.ground_truth or report.get("search") != search_settings(args)):
-        raise SystemExit(f"{out}: holds another ground truth or search settings; choose another --results")
-    report.update({"ground_truth": args.ground_truth, "search": search_settings(args),
-                   "configurations": report.get("configurations", {})})
+    out, command = Path(args.results), " ".join(shlex.quote(x) for x in ["python", *sys.argv])
+    report = _record(args, out, command)  # refuses a report of other settings before any work
     for c in args.configurations:
         scores = score_picks(args, c, picks, data)
         entry = {"search_fields": CONFIGURATIONS[c][0], "is_default": CONFIGURATIONS[c][1],
@@ -119,18 +120,35 @@ def run(args: argparse.Namespace) -> dict:
         for name in sets:  # each set of picks alone: its own ground truth, its own spread
             idx = [i for i, p in enumerate(picks) if p["set"] == name]
             entry[name] = agreement([scores[i] for i in idx], [picks[i] for i in idx])
-        report["configurations"][c] = entry
         a = entry["all"]
         print(f"[{c}] {a['k']} picks scored ({a['pruned']} pruned): τ score–val "
               f"{a.get('kendall_tau_score_val', float('nan')):.2f}, score–test "
               f"{a.get('kendall_tau_score_test', float('nan')):.2f} (latency alone "
               f"{a.get('kendall_tau_measured_ms_val', float('nan')):.2f} / "
               f"{a.get('kendall_tau_measured_ms_test', float('nan')):.2f})", flush=True)
-        report["commands"] = list(dict.fromkeys([*report.get("commands", []),
-                                                 " ".join(shlex.quote(x) for x in ["python", *sys.argv])]))
-        atomic_write_json(out, report)  # after every configuration: an interrupted run keeps what it finished
+        report = _record(args, out, command, c, entry)  # after every configuration: an interruption keeps it
     print(f"{len(report['configurations'])} configuration(s) → {out} ({time.perf_counter() - t0:.0f} s this call)")
     return report
+
+
+def _record(args: argparse.Namespace, out: Path, command: str, configuration: str | None = None,
+            entry: dict | None = None) -> dict:
+    """Add one configuration's entry to the report. Processes scoring other configurations side by side write the
+    same file: under an exclusive lock, what it holds now is kept and only this entry replaced."""
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    with open(Path(args.out) / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        report = json.loads(out.read_text()) if out.is_file() else {}
+        if report and (report.get("ground_truth") != args.ground_truth
+                       or report.get("search") != search_settings(args)):
+            raise SystemExit(f"{out}: holds another ground truth or search settings; choose another --results")
+        report.update({"ground_truth": args.ground_truth, "search": search_settings(args),
+                       "configurations": report.get("configurations", {})})
+        if configuration is not None:
+            report["configurations"][configuration] = entry
+            report["commands"] = list(dict.fromkeys([*report.get("commands", []), command]))
+            atomic_write_json(out, report)
+        return report
 
 
 def search_settings(args: argparse.Namespace) -> dict:

@@ -96,6 +96,21 @@ def test_a_second_call_reuses_every_score(tmp_path, reports, fakes):
     assert again["configurations"]["new_path"] == first["configurations"]["new_path"]
 
 
+def test_lanes_side_by_side_keep_each_others_configurations(tmp_path, reports, fakes, monkeypatch):
+    """A lane that started before another finished still keeps the other's entry when it writes its own."""
+    real = fp.score_picks
+
+    def other_lane_finishes_meanwhile(args, configuration, picks, data):
+        if configuration == "old_mixture":
+            fp.run(_args(tmp_path, reports, ["new_path"]))
+        return real(args, configuration, picks, data)
+
+    monkeypatch.setattr(fp, "score_picks", other_lane_finishes_meanwhile)
+    report = fp.run(_args(tmp_path, reports, ["old_mixture"]))
+    assert report["configurations"].keys() == {"new_path", "old_mixture"}
+    assert json.loads(Path(tmp_path / "fixed.json").read_text())["configurations"].keys() == {"new_path", "old_mixture"}
+
+
 def test_another_ground_truth_of_the_same_networks_reuses_the_scores(tmp_path, reports, fakes):
     searched, calls = fakes
     fp.run(_args(tmp_path, reports, ["new_path"]))
