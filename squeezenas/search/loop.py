@@ -311,6 +311,7 @@ def _search(run: _Run, st: SearchState, resume: bool, stop_after: int | None,
     writer = open_tensorboard(out / "tb", st.step) if cfg.tensorboard and main else None
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, st.epoch + stop_after)
     while st.epoch < end_epoch:
+        unreachable = st.projector is not None and st.projector.unreachable
         row = _run_epoch(st, cfg, run.data, cost, rep, run.total_steps, run.total_theta_steps, writer)
         pruned = row.pop("_pruned")
         if (row["phase"] == "search" and cfg.prune_threshold > 0 and not cfg.prune_every
@@ -322,6 +323,9 @@ def _search(run: _Run, st: SearchState, resume: bool, stop_after: int | None,
         if pruned:
             log(f"epoch {st.epoch}: pruned {len(pruned)} candidate(s) below p={cfg.prune_threshold:g}: "
                 + ", ".join(f"{i}:{c}" for i, c in pruned))
+        if st.projector is not None and st.projector.unreachable and not unreachable:
+            log(f"epoch {st.epoch}: warning: the target {cfg.target:g} {cost.unit} lies outside what the alive "
+                "candidates can reach (after pruning); the distribution was pushed to the nearest end")
         p = net.probabilities().detach()
         alive = int(net.alive.sum())
         row.update({

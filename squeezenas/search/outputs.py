@@ -41,12 +41,14 @@ class SearchResult:
     seconds: float  # wall time of this call
     target: float | None = None  # in ``unit``
     lam_total: float | None = None  # the target projection's accumulated price (nats per mean-network cost)
+    target_unreachable: bool | None = None  # the alive candidates could not reach the target at some step
     world_size: int = 1  # processes of this call (torchrun)
 
     def to_dict(self) -> dict[str, Any]:
         return {"genotype": self.genotype.to_dict(), "expected_cost": self.expected_cost,
                 "predicted_cost": self.predicted_cost, "unit": self.unit, "alpha": self.alpha, "target": self.target,
-                "lam_total": self.lam_total, "epochs": self.epochs, "finished": self.finished,
+                "lam_total": self.lam_total, "target_unreachable": self.target_unreachable, "epochs": self.epochs,
+                "finished": self.finished,
                 "pruned": [list(p) for p in self.pruned], "probabilities": self.probabilities,
                 "world_size": self.world_size}
 
@@ -76,6 +78,7 @@ def finish(st: SearchState, cfg: SearchConfig, cost: CostModel, out: Path, log: 
         predicted_cost=table.calibrate(table.predict(genotype)), unit=cost.unit, alpha=st.alpha,
         epochs=st.epoch, finished=st.epoch >= cfg.epochs, history=st.history, pruned=st.pruned, out=out,
         seconds=seconds, target=cfg.target, lam_total=st.projector.lam_total if st.projector is not None else None,
+        target_unreachable=st.projector.unreachable if st.projector is not None else None,
         world_size=cfg.world_size)
     if not result.finished or not main:
         return result

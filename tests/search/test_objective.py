@@ -3,6 +3,8 @@ cost-only toy and in a tiny real search)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -89,3 +91,42 @@ def test_latency_target_in_a_tiny_search(tmp_path, tiny_config):
 def test_unreachable_target_is_an_error(tmp_path, mac_small, tiny_config):
     with pytest.raises(ValueError, match="outside what the space can reach"):
         run_search(tiny_config(tmp_path / "t", target=1e-6), mac_small)
+
+
+@pytest.mark.parametrize("overrides", [{"theta": "joint", "prune_every": 1}, {"theta": "split"}],
+                         ids=["joint-every-step", "split-every-epoch"])
+def test_the_target_holds_after_pruning(tmp_path, mac_small, tiny_config, overrides):
+    """Pruning removes probability mass and with it moves the expected cost; the survivors are projected onto the
+    target again, so the result meets it also when a pruning came after the last θ-step."""
+    target = 0.8 * CostModel.from_table(mac_small).e_ref
+    r = run_search(tiny_config(tmp_path / "t", target=target, prune_threshold=0.07, theta_lr=0.3, **overrides),
+                   mac_small)
+    assert r.pruned and r.pruned[-1][0] == 3  # pruned, the last time after the last epoch's θ-steps
+    assert r.expected_cost == pytest.approx(target, rel=1e-4) and r.target_unreachable is False
+
+
+def test_a_pruning_that_puts_the_target_out_of_reach_is_reported(tmp_path, mac_small, tiny_config, monkeypatch):
+    """If the survivors of a pruning cannot reach the target, the projection pushes the distribution to the nearest
+    end: the log warns once and result.json says so."""
+    from squeezenas.search import checkpoint
+
+    cost = CostModel.from_table(mac_small)
+    lo, hi = mac_small.bounds(torch.ones(cost.matrix.shape, dtype=torch.bool))
+    target = lo + 0.05 * (hi - lo)  # near the cheapest network
+
+    def keep_the_dearest(self, threshold):  # a pruning that leaves only the most expensive candidate everywhere
+        removed = []
+        for i in range(cost.matrix.shape[0]):
+            for j in self.net.alive[i].nonzero().flatten().tolist():
+                if j != int(cost.matrix[i].argmax()):
+                    self.net._remove(i, j)
+                    removed.append((i, self.net.codes[j]))
+        self.opt_w = checkpoint._rebuild_sgd(self.opt_w, self.net.weight_parameters())
+        return removed
+
+    monkeypatch.setattr(checkpoint.SearchState, "prune", keep_the_dearest)
+    out = tmp_path / "t"
+    r = run_search(tiny_config(out, target=target, prune_threshold=0.07), mac_small)
+    assert r.target_unreachable is True and json.loads((out / "result.json").read_text())["target_unreachable"]
+    assert (out / "search.log").read_text().count("lies outside what the alive candidates can reach") == 1
+    assert r.expected_cost > target
