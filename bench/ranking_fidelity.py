@@ -33,7 +33,6 @@ new ones, each with the mixture and the discrete-path supernet; ``new_path_drive
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import shlex
 import sys
@@ -46,13 +45,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squeezenas.cli.options import parse_data_options  # noqa: E402
-from squeezenas.cost.lut import kendall_tau, load_lut, table_config  # noqa: E402
+from squeezenas.cost.lut import kendall_tau, load_lut, spearman, table_config  # noqa: E402
 from squeezenas.engine.config import EvalConfig, TrainConfig  # noqa: E402
 from squeezenas.engine.evaluate import evaluate_checkpoint  # noqa: E402
 from squeezenas.engine.train import train  # noqa: E402
 from squeezenas.search import SampleConfig, SearchConfig, path_scorer, run_search, sample_and_select  # noqa: E402
 from squeezenas.space.genotype import Genotype, load_genotype  # noqa: E402
-from squeezenas.utils.io import atomic_write_json  # noqa: E402
+from squeezenas.utils.io import atomic_write_json, update_json_locked  # noqa: E402
 
 PAPER = {"warmup_epochs": 0, "cost_ramp": 0.0, "theta": "joint", "cost_through": "softmax"}
 CONFIGURATIONS = {  # name → (search fields, whether they are the defaults)
@@ -66,21 +65,6 @@ CONFIGURATIONS = {  # name → (search fields, whether they are the defaults)
     "new_path_drive": ({"supernet": "path", "train_split": "train:without=0006R0*"}, False),
 }
 SCORING_SPLIT = {"new_path_drive": "train:only=0006R0*"}  # where the sample step scores (default: val)
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's ρ: the Pearson correlation of the ranks (ties get their mean rank)."""
-    def ranks(x: list[float]) -> np.ndarray:
-        x = np.asarray(x, float)
-        order = x.argsort()
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        for v in np.unique(x):
-            r[x == v] = r[x == v].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def spread(samples: list[dict], k: int) -> list[int]:
@@ -194,11 +178,7 @@ def picks_from_results(path: Path, configuration: str) -> list[dict]:
 def record_progress(path: Path, key: str, entry: dict, lock_dir: Path) -> None:
     """Add one finished retraining to a seed's progress file. Lanes (``--picks``) retrain other picks side by side
     and write the same file: under an exclusive lock, what the file holds now is kept and only ``key`` replaced."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        entries = json.loads(path.read_text()) if path.is_file() else {}
-        atomic_write_json(path, {**entries, key: entry})
+    update_json_locked(path, lambda entries: {**entries, key: entry}, lock_dir)
 
 
 def run(args: argparse.Namespace) -> dict:

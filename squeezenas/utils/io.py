@@ -9,7 +9,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -43,6 +43,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def update_json_locked(path: str | Path, update: Callable[[dict], dict], lock_dir: str | Path) -> dict:
+    """Read the JSON object at ``path`` ({} when absent), apply ``update`` and write the result atomically, all
+    under an exclusive lock in ``lock_dir``: processes updating the same file side by side each keep what the others
+    wrote. Returns what was written."""
+    import fcntl
+
+    path = Path(path)
+    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(lock_dir) / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        obj = update(json.loads(path.read_text()) if path.is_file() else {})
+        atomic_write_json(path, obj)
+        return obj
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

@@ -33,7 +33,8 @@ from squeezenas.cost.lut.check import (SpanningNet, calibrate_from_report, calib
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
 from squeezenas.cost.lut.plan import (CONTEXTS, IDENTITY_KEY, LutPlan, PackedDecoder, Part, adapter_conv,
                                       default_context, output_sizes, packed_offset, plan_lut)
-from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability
+from squeezenas.cost.lut.stats import (error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability,
+                                       spearman)
 # Measuring under contention and what is timed live in cost.timing; kept importable from here as before.
 from squeezenas.cost.timing.contention import CpuMonitor, contention_summary, cpu_load, measure_guarded, warn_if_busy
 from squeezenas.cost.timing.targets import TimingTargets
@@ -44,4 +45,4 @@ __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "
            "combine_rounds", "contention_summary", "cpu_load", "default_context", "error_summary",
            "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
            "output_sizes", "packed_offset", "partial_path", "plan_lut", "repeatability", "spanning_genotypes",
-           "table_config", "warn_if_busy"]
+           "spearman", "table_config", "warn_if_busy"]

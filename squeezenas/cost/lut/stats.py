@@ -1,5 +1,5 @@
 """How well a latency table predicts end-to-end measurements: calibration fit, held-out predictions, errors,
-rank correlation."""
+rank correlations (Kendall τ, Spearman ρ; also used by the ranking benchmarks of the search)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,21 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 # The shares of networks predicted within these relative errors, as latency predictors are reported in the field
 # (nn-Meter, LitePred: "±5% / ±10% accuracy").
 WITHIN_PCT = (5, 10)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's ρ: the Pearson correlation of the ranks (ties get their mean rank)."""
+    def ranks(x: Sequence[float]) -> np.ndarray:
+        x = np.asarray(x, float)
+        order = x.argsort()
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for v in np.unique(x):
+            r[x == v] = r[x == v].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

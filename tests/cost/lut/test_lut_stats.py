@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from squeezenas.cost.lut import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability
+from squeezenas.cost.lut import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability, spearman
 
 
 def test_fit_calibration_recovers_overhead_and_scale_exactly():
@@ -18,6 +18,15 @@ def test_fit_calibration_recovers_overhead_and_scale_exactly():
     assert leave_one_out(pred, meas) == pytest.approx(meas)
     assert fit_calibration([2.0], [3.0]) == (1.0, 1.0)  # one point: overhead only
     assert fit_calibration([2.0, 2.0], [3.0, 5.0]) == (2.0, 1.0)  # no spread in predictions: overhead only
+
+
+def test_spearman_known_cases():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    # ranks 1 2 3 4 against 1 3 2 4: 1 − 6 Σd² / (n (n² − 1)) = 1 − 6 · 2 / 60
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # ties take their mean rank: scipy.stats.spearmanr([1, 2, 2, 3], [1, 2, 3, 4]) = 0.9486832980505138
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
 
 
 def test_kendall_tau_known_cases():
