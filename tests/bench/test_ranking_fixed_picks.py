@@ -1,16 +1,15 @@
 """bench/ranking_fixed_picks.py: every configuration scores the same retrained picks; pruned picks are left out of
-its τ; scores are kept per pick (a second call neither searches nor scores again); a report of other settings is
-not mixed with."""
+its figures and ``common`` compares all on the picks every one scored; τ pooled over sets counts pairs within a set;
+scores are kept per pick with their search settings; reports of other settings or recipes are refused."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-
-from squeezenas.space.genotype import GenotypeError
 
 from bench_scripts import load_bench_script
 
@@ -34,7 +33,8 @@ def reports(tmp_path: Path) -> list[str]:
     for name, rows, first in (("a", A, 0), ("b", B, len(A))):
         pairs = [{"genotype": _genotype(first + n), "score": 0.1, "val_miou": v, "test_miou": t, "measured_ms": ms}
                  for n, (v, t, ms) in enumerate(rows)]
-        (tmp_path / f"{name}.json").write_text(json.dumps({"pairs": pairs}))
+        settings = {"recipe": "v2", "train_epochs": 40, "seeds": [0, 1] if name == "a" else [0]}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"configuration": {"settings": settings}, "pairs": pairs}))
         paths.append(str(tmp_path / f"{name}.json"))
     return paths
 
@@ -47,17 +47,21 @@ def _args(tmp_path: Path, reports: list[str], configurations: list[str]) -> argp
 
 
 class _Scorer:
-    """Scores a pick by its retrained val mIoU in set "a" order (configuration new_path) or reversed (old_mixture);
-    the last pick of set "b" uses a pruned candidate (skip at the last position)."""
+    """Scores a pick by its retrained val mIoU (configuration new_path) or its negative (any other). Every supernet
+    pruned skip (the last pick of set "b" ends in it), old_mixture's also k5 at position 0 (pick 0 of set "a")."""
 
     def __init__(self, configuration: str, calls: list):
         self.sign = 1 if configuration == "new_path" else -1
         self.calls = calls
+        alive = [OPS[:3]] * 20
+        if configuration == "old_mixture":
+            alive[0] = (OPS[0], OPS[2])
+        self.net = SimpleNamespace(superblocks=[SimpleNamespace(position=SimpleNamespace(index=i), candidates=c)
+                                                for i, c in enumerate(alive)])
 
     def __call__(self, genotype):
         self.calls.append(genotype.ops)
-        if genotype.ops[-1] == "skip":
-            raise GenotypeError("position 19: candidate 'skip' was pruned")
+        assert genotype.ops[-1] != "skip", "a pruned pick was scored"
         i = next(i for i in range(7) if tuple(_genotype(i)) == genotype.ops)
         return {"miou": self.sign * (A + B)[i][0]}
 
@@ -73,27 +77,25 @@ def fakes(monkeypatch):
 def test_every_configuration_scores_the_same_picks(tmp_path, reports, fakes):
     searched, calls = fakes
     report = fp.run(_args(tmp_path, reports, ["new_path", "old_mixture"]))
-    assert searched == ["new_path", "old_mixture"] and len(calls) == 14
+    assert searched == ["new_path", "old_mixture"] and len(calls) == 6 + 5  # no pruned pick scored
     new, old = report["configurations"]["new_path"], report["configurations"]["old_mixture"]
     assert new["scores"][:6] == pytest.approx([v for v, _, _ in (A + B)[:6]]) and new["scores"][6] is None
-    assert new["all"]["k"] == 6 and new["all"]["pruned"] == 1
-    # scores equal to retrained val: τ 1 against val, and the negated scores −1
-    assert new["all"]["kendall_tau_score_val"] == pytest.approx(1.0)
-    assert old["all"]["kendall_tau_score_val"] == pytest.approx(-1.0)
+    assert old["scores"][0] is None and old["scores"][6] is None
+    assert new["within_sets"]["k"] == 6 and new["within_sets"]["pruned"] == 1
+    assert new["sets"]["a"]["k"] == 4 and new["sets"]["b"]["k"] == 2 and "kendall_tau_score_val" not in new["sets"]["b"]
+    # scores equal to retrained val: τ 1 within set a (set b has too few picks), the negated scores −1
+    assert new["within_sets"]["kendall_tau_score_val"] == pytest.approx(1.0)
+    assert old["within_sets"]["kendall_tau_score_val"] == pytest.approx(-1.0)
     # set "a": latency 9, 8, 7, 6 against test 0.25, 0.26, 0.24, 0.27: 2 of 6 pairs concordant
-    assert new["a"]["kendall_tau_measured_ms_test"] == pytest.approx((2 - 4) / 6)
-    assert new["a"]["k"] == 4 and new["b"]["k"] == 2 and "kendall_tau_score_val" not in new["b"]  # < 3 picks
+    assert new["sets"]["a"]["kendall_tau_measured_ms_test"] == pytest.approx((2 - 4) / 6)
+    assert new["sets"]["a"]["spearman_rho_score_val"] == pytest.approx(1.0)
+    # common: picks 1, 2, 3 of set "a" and 0, 1 of set "b", scored by both; latency 8, 7, 6 vs test .26, .24, .27
+    assert new["common"]["k"] == old["common"]["k"] == 5
+    assert new["common"]["kendall_tau_measured_ms_test"] == pytest.approx(-1 / 3)
     assert new["is_default"] is True and old["is_default"] is False
-    assert json.loads(Path(tmp_path / "fixed.json").read_text())["configurations"].keys() == {"new_path", "old_mixture"}
-
-
-def test_a_second_call_reuses_every_score(tmp_path, reports, fakes):
-    searched, calls = fakes
-    first = fp.run(_args(tmp_path, reports, ["new_path"]))
-    searched.clear(), calls.clear()
-    again = fp.run(_args(tmp_path, reports, ["new_path"]))
-    assert searched == [] and calls == []
-    assert again["configurations"]["new_path"] == first["configurations"]["new_path"]
+    written = json.loads(Path(tmp_path / "fixed.json").read_text())
+    assert written["configurations"].keys() == {"new_path", "old_mixture"}
+    assert written["ground_truth"]["sets"]["a"]["seeds"] == [0, 1]
 
 
 def test_lanes_side_by_side_keep_each_others_configurations(tmp_path, reports, fakes, monkeypatch):
@@ -118,15 +120,44 @@ def test_another_ground_truth_of_the_same_networks_reuses_the_scores(tmp_path, r
     again = _args(tmp_path, [reports[0]], ["new_path"])
     again.results = str(tmp_path / "a_only.json")
     report = fp.run(again)
-    assert searched == [] and calls == [] and report["configurations"]["new_path"]["all"]["k"] == 4
+    assert searched == [] and calls == [] and report["configurations"]["new_path"]["within_sets"]["k"] == 4
+
+
+def test_a_kept_score_of_other_search_settings_is_not_reused(tmp_path, reports, fakes):
+    searched, calls = fakes
+    fp.run(_args(tmp_path, reports, ["new_path"]))
+    searched.clear(), calls.clear()
+    other = _args(tmp_path, reports, ["new_path"])
+    other.target, other.results = 9.0, str(tmp_path / "other.json")
+    fp.run(other)
+    assert searched == ["new_path"] and len(calls) == 6
 
 
 def test_a_report_of_other_settings_is_refused(tmp_path, reports, fakes):
     fp.run(_args(tmp_path, reports, ["new_path"]))
     other = _args(tmp_path, reports, ["old_mixture"])
     other.target = 9.0
+    searched, calls = fakes
+    searched.clear(), calls.clear()
     with pytest.raises(SystemExit, match="another ground truth or search settings"):
         fp.run(other)
+    assert searched == [] and calls == []  # refused before any work
+
+
+def test_reports_of_another_recipe_are_not_pooled(tmp_path, reports, fakes):
+    data = json.loads(Path(reports[1]).read_text())
+    data["configuration"]["settings"]["train_epochs"] = 8
+    Path(reports[1]).write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="pool only reports of one retraining recipe"):
+        fp.run(_args(tmp_path, reports, ["new_path"]))
+
+
+def test_a_network_in_two_reports_counts_once(tmp_path, reports, fakes):
+    data = json.loads(Path(reports[1]).read_text())
+    data["pairs"][0]["genotype"] = _genotype(0)  # set b's first pick is set a's first
+    Path(reports[1]).write_text(json.dumps(data))
+    report = fp.run(_args(tmp_path, reports, ["new_path"]))
+    assert len(report["picks"]) == 6 and report["configurations"]["new_path"]["sets"]["b"]["k"] == 1
 
 
 def test_a_report_without_ground_truth_is_refused(tmp_path, reports, fakes):
