@@ -63,7 +63,10 @@ def test_combined_report_from_progress_files(committed: Path):
     sd = (sum(d * d / 2 for d in (0.02, 0.01, 0.01, 0.02)) / 4) ** 0.5
     assert report["retrained_seed_sd_test"] == pytest.approx(sd)
     assert report["retrained_seed_sd_val"] == pytest.approx(sd)
-    assert report["retrained_span_in_seed_sd_test"] == pytest.approx(0.10 / sd)
+    assert report["retrained_span_test"] == pytest.approx(0.10)
+    # the expected range of 4 standard normal draws is 2.059 (tables of the range's mean, d2 for n = 4)
+    assert rf.expected_range(4) == pytest.approx(2.059, abs=0.01)
+    assert report["retrained_span_if_noise_test"] == pytest.approx(rf.expected_range(4) * sd / 2 ** 0.5)
     assert report["kendall_tau_test_vs_picks_from"] == pytest.approx(-1.0)
     assert "kendall_tau_val_vs_picks_from" not in report  # the earlier report has no val mIoU
     assert report["is_default"] is True
