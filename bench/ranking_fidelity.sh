@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/ranking}
 DATA=${DATA:-../shared/data/camvid}
-CONFIGURATIONS=${CONFIGURATIONS:-"new_path old_mixture new_mixture old_path"}
+CONFIGURATIONS=${CONFIGURATIONS-"new_path old_mixture new_mixture old_path"}  # set but empty: the table only
 ARGS=${ARGS:---target 7.77 --search-epochs 8 --n 80 --val-limit 40 --k 10 --train-epochs 8 --crop 176 240 --size 180 240}
 mkdir -p "$OUT"
 if [ ! -f "$OUT/lut.json" ]; then
