@@ -34,6 +34,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ranking_fidelity import CONFIGURATIONS, SCORING_SPLIT, search  # noqa: E402
 
 from squeezenas.cli.options import parse_data_options  # noqa: E402
-from squeezenas.cost.lut import kendall_tau, spearman  # noqa: E402
+from squeezenas.cost.lut import kendall_tau, load_lut, spearman  # noqa: E402
 from squeezenas.search import SampleConfig, path_scorer  # noqa: E402
 from squeezenas.space.genotype import Genotype  # noqa: E402
 from squeezenas.utils.io import atomic_write_json, update_json_locked  # noqa: E402
@@ -175,6 +176,15 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def table_ratio(lut: str, reports: list[str]) -> list[float]:
+    """This table's prediction of every pick over the one its report recorded (``predicted_ms``, the table of
+    its search): on a day the machine runs slower, a table built then predicts more, and a target scaled by the
+    median ratio stays at the same place among the networks."""
+    table = load_lut(lut)
+    return [table.predict(Genotype(table.macro, tuple(p["genotype"]))) / p["predicted_ms"]
+            for path in reports for p in json.loads(Path(path).read_text())["pairs"]]
+
+
 def search_settings(args: argparse.Namespace) -> dict:
     """What every configuration's search shares (a report holds one setting only; a kept score is reused under
     the same only)."""
@@ -199,7 +209,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/ranking")
     p.add_argument("--results", default="bench/results/ranking/fixed_picks.json")
-    run(p.parse_args())
+    p.add_argument("--table-ratio", action="store_true",
+                   help="only print how far --lut predicts the picks above their reports' tables, and --target "
+                        "scaled by the median ratio (to pass as --target when the machine runs slow)")
+    args = p.parse_args()
+    if args.table_ratio:
+        ratios = table_ratio(args.lut, args.ground_truth)
+        target = "" if args.target is None else f"; --target {args.target:g} scaled: {args.target * median(ratios):.2f}"
+        print(f"{args.lut} over the reports' tables: median {median(ratios):.3f} (min {min(ratios):.3f}, max "
+              f"{max(ratios):.3f}, {len(ratios)} picks){target}")
+        return
+    run(args)
 
 
 if __name__ == "__main__":

@@ -166,3 +166,15 @@ def test_a_report_without_ground_truth_is_refused(tmp_path, reports, fakes):
     Path(reports[0]).write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="pair 1 lacks"):
         fp.run(_args(tmp_path, reports, ["new_path"]))
+
+
+def test_table_ratio_compares_a_new_table_with_the_reports_tables(reports, monkeypatch):
+    """Every pick's prediction in the new table over the one its report recorded."""
+    data = json.loads(Path(reports[0]).read_text())
+    for p in data["pairs"]:
+        p["predicted_ms"] = 5.0
+    Path(reports[0]).write_text(json.dumps(data))
+    table = SimpleNamespace(macro="small", predict=lambda g: 9.0 + (g.ops[0] == OPS[1]))  # pick 0: 10 ms
+    monkeypatch.setattr(fp, "load_lut", lambda path: table)
+    monkeypatch.setattr(fp, "Genotype", lambda macro, ops: SimpleNamespace(ops=ops))
+    assert fp.table_ratio("lut.json", [reports[0]]) == pytest.approx([2.0, 1.8, 1.8, 1.8])
