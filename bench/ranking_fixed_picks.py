@@ -122,6 +122,7 @@ def agreement(scores: list[float | None], picks: list[dict]) -> dict:
                     entry[f"spearman_rho_{what}_{split}"] = spearman(values, truth)
             entry["kendall_tau_retrained_val_test"] = kendall_tau([picks[i]["val_miou"] for i in keep],
                                                                   [picks[i]["test_miou"] for i in keep])
+            entry["tau_se_if_unrelated"] = tau_se(len(keep))
         sets[name] = entry
     pairs = {name: e["k"] * (e["k"] - 1) / 2 for name, e in sets.items() if e["k"] >= 3}
     pooled: dict = {"k": sum(e["k"] for e in sets.values()), "pruned": sum(e["pruned"] for e in sets.values())}
@@ -129,7 +130,15 @@ def agreement(scores: list[float | None], picks: list[dict]) -> dict:
         for key in sets[next(iter(pairs))]:
             if key.startswith("kendall_tau"):
                 pooled[key] = sum(sets[n][key] * w for n, w in pairs.items()) / sum(pairs.values())
+        pooled["tau_se_if_unrelated"] = (sum((w * tau_se(sets[n]["k"])) ** 2 for n, w in pairs.items()) ** 0.5
+                                         / sum(pairs.values()))
     return {"within_sets": pooled, "sets": sets}
+
+
+def tau_se(k: int) -> float:
+    """The standard error of Kendall's τ between two unrelated orders of ``k`` items: √(2(2k + 5) / (9k(k − 1)))
+    (0.25 for 10); a τ within about two of it from another is not shown to differ."""
+    return (2 * (2 * k + 5) / (9 * k * (k - 1))) ** 0.5
 
 
 def run(args: argparse.Namespace) -> dict:

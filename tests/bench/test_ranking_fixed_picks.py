@@ -89,6 +89,10 @@ def test_every_configuration_scores_the_same_picks(tmp_path, reports, fakes):
     # set "a": latency 9, 8, 7, 6 against test 0.25, 0.26, 0.24, 0.27: 2 of 6 pairs concordant
     assert new["sets"]["a"]["kendall_tau_measured_ms_test"] == pytest.approx((2 - 4) / 6)
     assert new["sets"]["a"]["spearman_rho_score_val"] == pytest.approx(1.0)
+    # the standard error of τ for unrelated orders, √(2 · 13 / (9 · 4 · 3)) for 4 picks; pooled over one set too
+    assert new["sets"]["a"]["tau_se_if_unrelated"] == pytest.approx((26 / 108) ** 0.5)
+    assert new["within_sets"]["tau_se_if_unrelated"] == pytest.approx((26 / 108) ** 0.5)
+    assert fp.tau_se(10) == pytest.approx(0.248, abs=1e-3)
     # common: picks 1, 2, 3 of set "a" and 0, 1 of set "b", scored by both; latency 8, 7, 6 vs test .26, .24, .27
     assert new["common"]["k"] == old["common"]["k"] == 5
     assert new["common"]["kendall_tau_measured_ms_test"] == pytest.approx(-1 / 3)
