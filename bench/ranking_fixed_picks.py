@@ -95,12 +95,12 @@ def score_picks(args: argparse.Namespace, configuration: str, picks: list[dict],
             scorer = path_scorer(SampleConfig(search=str(root / "search"), device="cpu", workers=args.workers,
                                               seed=args.seed, progress=False,
                                               split=SCORING_SPLIT.get(configuration, "val")), limit=None)
-        pruned = [(b.position.index, code) for b, code in zip(scorer.net.superblocks, pick["genotype"])
-                  if code not in b.candidates]
+        genotype = Genotype.from_dict({"macro": "small", "genotype": pick["genotype"]})
+        pruned = scorer.net.pruned_in(genotype)
         if pruned:
             print(f"[{configuration}] {pick['set']} pick {pick['index']}: not scored, its search pruned "
                   + ", ".join(f"{i}:{c}" for i, c in pruned), flush=True)
-        score = None if pruned else scorer(Genotype.from_dict({"macro": "small", "genotype": pick["genotype"]}))["miou"]
+        score = None if pruned else scorer(genotype)["miou"]
         atomic_write_json(path, {"genotype": pick["genotype"], "miou": score, "settings": key})
         scores.append(score)
     return scores

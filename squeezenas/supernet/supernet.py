@@ -145,13 +145,18 @@ class SuperNet(SegmentationNet):
             for b in self.superblocks:
                 b.set_path(None)
             return
-        self._check_genotype(genotype)
-        for b, code in zip(self.superblocks, genotype.ops):
-            if code not in b.candidates:
-                raise GenotypeError(f"position {b.position.index}: candidate {code!r} was pruned "
-                                    f"(alive: {', '.join(b.alive_codes)})")
+        for i, code in self.pruned_in(genotype)[:1]:
+            raise GenotypeError(f"position {i}: candidate {code!r} was pruned "
+                                f"(alive: {', '.join(self.superblocks[i].alive_codes)})")
         for b, code in zip(self.superblocks, genotype.ops):
             b.set_path(code)
+
+    def pruned_in(self, genotype: Genotype) -> list[tuple[int, str]]:
+        """The (position, code) pairs of ``genotype`` whose candidates this supernet pruned: it can run the
+        genotype (``set_path``) only when there are none."""
+        self._check_genotype(genotype)
+        return [(b.position.index, code) for b, code in zip(self.superblocks, genotype.ops)
+                if code not in b.candidates]
 
     def derive(self) -> Genotype:
         """The most probable architecture: argmax of θ over alive candidates at every position."""

@@ -56,8 +56,7 @@ class _Scorer:
         alive = [OPS[:3]] * 20
         if configuration == "old_mixture":
             alive[0] = (OPS[0], OPS[2])
-        self.net = SimpleNamespace(superblocks=[SimpleNamespace(position=SimpleNamespace(index=i), candidates=c)
-                                                for i, c in enumerate(alive)])
+        self.net = SimpleNamespace(pruned_in=lambda g: [(i, c) for i, c in enumerate(g.ops) if c not in alive[i]])
 
     def __call__(self, genotype):
         self.calls.append(genotype.ops)

@@ -171,6 +171,8 @@ def test_set_path_matches_the_standalone_network(small, fused):
 def test_set_path_rejects_pruned_and_foreign(small):
     net = _fresh(small)
     net._remove(0, CANDIDATES.index("skip"))
+    assert net.pruned_in(Genotype("small", ("skip",) * 20)) == [(0, "skip")]
+    assert net.pruned_in(Genotype("small", ("k3_d1_e1_g1",) * 20)) == []
     with pytest.raises(ValueError, match="pruned"):
         net.set_path(Genotype("small", ("skip",) + ("k3_d1_e1_g1",) * 19))
     with pytest.raises(ValueError, match="macro"):
