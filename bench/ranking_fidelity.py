@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squeezenas.cli.options import parse_data_options  # noqa: E402
 from squeezenas.cost.lut import kendall_tau, load_lut, spearman, table_config  # noqa: E402
+from squeezenas.cost.tables import CostTable  # noqa: E402
 from squeezenas.engine.config import EvalConfig, TrainConfig  # noqa: E402
 from squeezenas.engine.evaluate import evaluate_checkpoint  # noqa: E402
 from squeezenas.engine.train import train  # noqa: E402
@@ -118,7 +119,7 @@ def ground_truth_settings(args: argparse.Namespace) -> dict:
             "size": list(args.size), "batch_size": args.batch_size, "dataset": args.dataset}
 
 
-def search(args: argparse.Namespace, root: Path, data: dict):
+def search(args: argparse.Namespace, root: Path, data: dict) -> CostTable:
     """The configuration's search in ``root/search`` (resumed, or nothing to do when it finished); its table."""
     fields, _ = CONFIGURATIONS[args.configuration]
     table = load_lut(args.lut)
