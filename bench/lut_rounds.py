@@ -1,0 +1,162 @@
+"""How many round-robin rounds a CPU latency table and its check need, from one build and one check timed with
+many rounds (no timing here): every table part and every check network keeps each round's value, so the figures
+a table and a check with only some of their rounds would have given come out side by side, from the same run.
+
+- **first k rounds**: the table and the check each keep only their first k rounds (what ``--rounds k`` would
+  have measured in that run), k = 1 .. R: held-out calibrated share within ±5% / ±10%, MAPE, raw Kendall τ;
+  also the table with all R rounds against the check's first k, and the other way round, to see which side
+  needs the rounds.
+- **two halves**: rounds 1 .. R/2 and R/2+1 .. R are two independent measurements of the same table and the
+  same networks: how often a network's figure (measured, or predicted by the table) moves by more than 5%
+  between them. No table can be held to ±5% more reliably than its measurements repeat.
+
+    python bench/lut_rounds.py bench/results/lut/runtimes_rounds6 --out bench/results/lut/runtimes_rounds6/rounds.md
+
+A folder's ``NAME_check.json`` is read with ``NAME.json`` beside it (the table it checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from squeezenas.cost.lut import error_summary, leave_one_out
+from squeezenas.cost.tables import CostTable
+from squeezenas.cost.timing.config import stat_key
+from squeezenas.cost.timing.rounds import combine_rounds
+from squeezenas.space.genotype import Genotype
+
+_RESOLUTION_MS = 1e-3  # as the table build: an op timed after an adapter costs at least this
+
+
+def combined(values: Sequence[float], stat: str) -> float:
+    """The figure of some rounds, as the tool combines them (the fastest round for the min)."""
+    return float(combine_rounds([{stat: v, "median_ms": v} for v in values], stat)[stat])
+
+
+def table_from_rounds(table: CostTable, rounds: Sequence[int]) -> CostTable:
+    """``table`` with every measured part's figure recomputed from only the rounds ``rounds`` (0-based); an op
+    timed after an adapter is again the difference of the two, at least 1 µs."""
+    meta = table.meta
+    stat = stat_key(meta["timing"]["statistic"])
+    entries = meta["entries"]
+
+    def own(entry: dict) -> float:
+        return combined([entry["round_values"][r] for r in rounds], stat)
+
+    def value(key: str) -> float:
+        if key not in entries:  # the identity skip
+            return 0.0
+        entry = entries[key]
+        if "with_adapter" not in entry:
+            return own(entry)
+        return max(_RESOLUTION_MS, own(entry["with_adapter"]) - own(entries[entry["adapter"]]))
+
+    return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
+                     candidates=table.candidates, table=[[value(k) for k in row] for row in meta["cells"]],
+                     fixed={name: value(key) for name, key in meta["fixed_keys"].items()}, meta={})
+
+
+def figures(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """The check's figures: raw τ and MAPE, held-out (leave-one-out) calibrated MAPE and shares within ±5%/±10%."""
+    raw = error_summary(predicted, measured)
+    calibrated = error_summary(leave_one_out(list(predicted), list(measured)), measured)
+    return {"tau_raw": raw["kendall_tau"], "mape_raw": raw["mape"], "mape_calibrated": calibrated["mape"],
+            "within_5_calibrated": calibrated["within_5pct"], "within_10_calibrated": calibrated["within_10pct"],
+            "worst_calibrated": calibrated["max_abs_pct_error"]}
+
+
+def _moved_over(a: np.ndarray, b: np.ndarray, pct: float) -> float:
+    """Share of networks whose two figures differ by more than ``pct`` of their mean, after one common scale
+    (a machine a few percent slower in one half moves every figure alike; the calibration absorbs that)."""
+    b = b * np.median(a / b)
+    return float(np.mean(np.abs(a - b) / ((a + b) / 2) * 100 > pct))
+
+
+def analyse(table_path: Path, check_path: Path) -> dict:
+    table, check = CostTable.load(table_path), json.loads(check_path.read_text())
+    stat = stat_key(check["statistic"])
+    rows = check["networks"]
+    genotypes = [Genotype(table.macro, tuple(r["genotype"])) for r in rows]
+    n_table, n_check = table.meta["rounds"], check["rounds"]
+    n = min(n_table, n_check)
+
+    def predicted(rounds: Sequence[int]) -> np.ndarray:
+        t = table_from_rounds(table, rounds)
+        return np.array([t.predict(g) for g in genotypes])
+
+    def measured(rounds: Sequence[int]) -> np.ndarray:
+        return np.array([combined([r["round_values"][i] for i in rounds], stat) for r in rows])
+
+    all_table, all_check = predicted(range(n_table)), measured(range(n_check))
+    out: dict = {"networks": len(rows), "table_rounds": n_table, "check_rounds": n_check,
+                 "threads": check.get("threads"), "first_k": [], "table_all_check_k": [], "table_k_check_all": []}
+    for k in range(1, n + 1):
+        p, m = predicted(range(k)), measured(range(k))
+        out["first_k"].append({"k": k, **figures(p, m)})
+        out["table_all_check_k"].append({"k": k, **figures(all_table, m)})
+        out["table_k_check_all"].append({"k": k, **figures(p, all_check)})
+    if n >= 2:
+        a, b = range(n // 2), range(n // 2, 2 * (n // 2))
+        out["halves"] = {"rounds_each": n // 2,
+                         "measured_moved_over_5pct": _moved_over(measured(a), measured(b), 5),
+                         "predicted_moved_over_5pct": _moved_over(predicted(a), predicted(b), 5),
+                         "half_a": figures(predicted(a), measured(a)), "half_b": figures(predicted(b), measured(b))}
+    return out
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def report(results: dict[str, dict]) -> str:
+    head = ["check", "threads", "table rounds", "check rounds", "±5% calib. (held out)", "±10% calib.",
+            "MAPE calib.", "worst calib.", "τ raw"]
+    lines = ["## The table and the check with their first k rounds", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        for key, label in (("first_k", lambda k: (k, k)), ("table_all_check_k", lambda k: (r["table_rounds"], k)),
+                           ("table_k_check_all", lambda k: (k, r["check_rounds"]))):
+            for f in r[key]:
+                kt, kc = label(f["k"])
+                if key != "first_k" and kt == kc:
+                    continue  # the row of first_k
+                lines.append(f"| {name} | {r['threads']} | {kt} | {kc} | {_pct(f['within_5_calibrated'])} | "
+                             f"{_pct(f['within_10_calibrated'])} | {f['mape_calibrated']:.1f}% | "
+                             f"{f['worst_calibrated']:.1f}% | {f['tau_raw']:.3f} |")
+    lines += ["", "## Two independent halves of the rounds", "",
+              "| check | rounds each | measured figure moved > 5% | table's prediction moved > 5% | "
+              "±5% calib. half 1 | ±5% calib. half 2 |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        h = r.get("halves")
+        if h:
+            lines.append(f"| {name} | {h['rounds_each']} | {_pct(h['measured_moved_over_5pct'])} | "
+                         f"{_pct(h['predicted_moved_over_5pct'])} | {_pct(h['half_a']['within_5_calibrated'])} | "
+                         f"{_pct(h['half_b']['within_5_calibrated'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path, help="folders holding NAME.json tables and NAME_check.json")
+    ap.add_argument("--out", type=Path, help="write the report here (Markdown) and the figures beside it (.json)")
+    a = ap.parse_args()
+    results = {}
+    for folder in a.folders:
+        for check in sorted(folder.glob("*_check.json")):
+            table = check.with_name(check.name.removesuffix("_check.json") + ".json")
+            if table.is_file():
+                results[f"{folder.name}/{table.stem}"] = analyse(table, check)
+    text = report(results)
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+        a.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""bench/lut_rounds.py: a table and a check recomputed from some of their rounds, without timing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from squeezenas.cost.lut import build_lut, spanning_genotypes
+from squeezenas.cost.timing import TimingConfig
+from tests.bench.bench_scripts import load_bench_script
+from tests.cost.lut.lut_fakes import FakeTimer, fake_timing, tiny_macro
+
+lut_rounds = load_bench_script("lut_rounds")
+FACTORS = (1.0, 2.0, 3.0)  # the machine's speed in each round of the build: round 2 twice as slow, round 3 thrice
+
+
+class RoundTimer(FakeTimer):
+    """The fake timer's figures, times the speed factor of the round the call falls in (round-robin builds time
+    every part once per round)."""
+
+    def __init__(self, parts: int):
+        super().__init__()
+        self.parts = parts
+
+    def __call__(self, module, shape, config):
+        t = super().__call__(module, shape, config)
+        f = FACTORS[(len(self.calls) - 1) // self.parts]
+        return fake_timing(t.median_ms * f, shape, config)
+
+
+@pytest.fixture(scope="module")
+def table():
+    """A 3-round onnxruntime-style table (ops timed after an adapter, the min statistic) from the fake timer."""
+    from squeezenas.cost.lut.plan import plan_lut
+
+    config = TimingConfig(backend="onnxruntime", threads=1, statistic="min")
+    plan = plan_lut(tiny_macro(), (32, 64), config)
+    return build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=RoundTimer(len(plan.parts)),
+                     rounds=3, max_other_cpu=None, canary=False)
+
+
+def test_all_rounds_give_the_table_back_and_one_round_its_own_speed(table):
+    assert table.meta["context"] == "adapter"
+    same = lut_rounds.table_from_rounds(table, range(3))
+    for row, same_row in zip(table.table, same.table):
+        assert same_row == pytest.approx(row)
+    assert same.fixed == pytest.approx(table.fixed)
+    # the min keeps round 1 (the fastest); round 2 alone is the same table twice as slow, adapter differences too
+    slow = lut_rounds.table_from_rounds(table, [1])
+    for row, slow_row in zip(table.table, slow.table):
+        assert slow_row == pytest.approx([2 * v for v in row])
+    assert slow.fixed == pytest.approx({k: 2 * v for k, v in table.fixed.items()})
+
+
+def _check(table, tmp_path, first_round_of_network0: float) -> tuple:
+    """A check whose networks measure exactly the table's prediction in every round, except network 0's first
+    round, ``first_round_of_network0`` times its prediction."""
+    rows = []
+    for i, net in enumerate(spanning_genotypes(table, 8, seed=0)):
+        p = table.predict(net.genotype)
+        rows.append({"genotype": list(net.genotype.ops),
+                     "round_values": [p * (first_round_of_network0 if i == 0 else 1.0), p, p]})
+    t, c = tmp_path / "t.json", tmp_path / "t_check.json"
+    table.save(t)
+    c.write_text(json.dumps({"statistic": "min", "rounds": 3, "threads": 1, "networks": rows}))
+    return t, c
+
+
+def test_first_k_rounds_and_halves(table, tmp_path):
+    r = lut_rounds.analyse(*_check(table, tmp_path, first_round_of_network0=1.3))
+    assert (r["table_rounds"], r["check_rounds"], r["networks"]) == (3, 3, 8)
+    first = {f["k"]: f for f in r["first_k"]}
+    # one round: network 0 measured 30% above its prediction; its held-out fit (on the 7 exact others) predicts
+    # it exactly, 23% below that measurement, and the fits of the others are pulled by it
+    assert first[1]["worst_calibrated"] == pytest.approx(100 * (1 - 1 / 1.3))
+    assert first[1]["mape_raw"] == pytest.approx(100 * 0.3 / 1.3 / 8)
+    assert first[1]["within_5_calibrated"] < 1
+    # two or three rounds: the fastest round of every network is its prediction, exactly
+    for k in (2, 3):
+        assert first[k]["within_5_calibrated"] == 1.0 and first[k]["tau_raw"] == pytest.approx(1.0)
+        assert first[k]["mape_calibrated"] == pytest.approx(0.0, abs=1e-9)
+    # the table with all rounds against the check's first round: the same miss
+    assert r["table_all_check_k"][0] == pytest.approx(first[1])
+    # halves (one round each): network 0's figure moved by 30%; the table's predictions only by a common scale
+    assert r["halves"]["rounds_each"] == 1
+    assert r["halves"]["measured_moved_over_5pct"] == pytest.approx(1 / 8)
+    assert r["halves"]["predicted_moved_over_5pct"] == 0.0
+    text = lut_rounds.report({"x": r})
+    assert f"| x | 1 | 1 | 1 | {100 * first[1]['within_5_calibrated']:.0f}% |" in text
+    assert "| x | 1 | 12% | 0% | 62% | 100% |" in text  # 1/8 moved, printed rounded half to even
