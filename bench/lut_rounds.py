@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,15 +38,17 @@ def combined(values: Sequence[float], stat: str) -> float:
     return float(combine_rounds([{stat: v, "median_ms": v} for v in values], stat)[stat])
 
 
-def table_from_rounds(table: CostTable, rounds: Sequence[int]) -> CostTable:
-    """``table`` with every measured part's figure recomputed from only the rounds ``rounds`` (0-based); an op
-    timed after an adapter is again the difference of the two, at least 1 µs."""
+def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> CostTable:
+    """``table`` with every measured part's figure recomputed from only the rounds ``rounds`` (0-based), or from
+    the round values that ``rounds`` picks of each part's; an op timed after an adapter is again the difference
+    of the two, at least 1 µs."""
     meta = table.meta
     stat = stat_key(meta["timing"]["statistic"])
     entries = meta["entries"]
+    pick = rounds if callable(rounds) else lambda values: [values[r] for r in rounds]
 
     def own(entry: dict) -> float:
-        return combined([entry["round_values"][r] for r in rounds], stat)
+        return combined(pick(entry["round_values"]), stat)
 
     def value(key: str) -> float:
         if key not in entries:  # the identity skip
@@ -59,6 +61,16 @@ def table_from_rounds(table: CostTable, rounds: Sequence[int]) -> CostTable:
     return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
                      candidates=table.candidates, table=[[value(k) for k in row] for row in meta["cells"]],
                      fixed={name: value(key) for name, key in meta["fixed_keys"].items()}, meta={})
+
+
+def until_confirmed(values: list[float], base: int, tolerance_pct: float) -> list[float]:
+    """The first k >= ``base`` round values whose two fastest agree within ``tolerance_pct`` (all of them when
+    none do): a policy that times an item again only while its fastest figure is not yet confirmed."""
+    for k in range(base, len(values) + 1):
+        fastest = sorted(values[:k])
+        if len(fastest) < 2 or fastest[1] <= fastest[0] * (1 + tolerance_pct / 100):
+            return values[:k]
+    return values
 
 
 def figures(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -85,12 +97,13 @@ def analyse(table_path: Path, check_path: Path) -> dict:
     n_table, n_check = table.meta["rounds"], check["rounds"]
     n = min(n_table, n_check)
 
-    def predicted(rounds: Sequence[int]) -> np.ndarray:
+    def predicted(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
         t = table_from_rounds(table, rounds)
         return np.array([t.predict(g) for g in genotypes])
 
-    def measured(rounds: Sequence[int]) -> np.ndarray:
-        return np.array([combined([r["round_values"][i] for i in rounds], stat) for r in rows])
+    def measured(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
+        pick = rounds if callable(rounds) else lambda values: [values[i] for i in rounds]
+        return np.array([combined(pick(r["round_values"]), stat) for r in rows])
 
     all_table, all_check = predicted(range(n_table)), measured(range(n_check))
     out: dict = {"networks": len(rows), "table_rounds": n_table, "check_rounds": n_check,
@@ -106,7 +119,29 @@ def analyse(table_path: Path, check_path: Path) -> dict:
                          "measured_moved_over_5pct": _moved_over(measured(a), measured(b), 5),
                          "predicted_moved_over_5pct": _moved_over(predicted(a), predicted(b), 5),
                          "half_a": figures(predicted(a), measured(a)), "half_b": figures(predicted(b), measured(b))}
+    out["until_confirmed"] = []
+    for base, tolerance in CONFIRM_POLICIES:
+        if base > n:
+            continue
+        pick = lambda values: until_confirmed(values, base, tolerance)  # noqa: E731
+        out["until_confirmed"].append({
+            "base": base, "tolerance_pct": tolerance,
+            "table_mean_rounds": _mean_rounds(_round_lists(table.meta["entries"]), pick),
+            "check_mean_rounds": _mean_rounds([r["round_values"] for r in rows], pick),
+            **figures(predicted(pick), measured(pick))})
     return out
+
+
+CONFIRM_POLICIES = ((2, 2.0), (3, 2.0), (3, 5.0))  # (base rounds, tolerance %) of ``until_confirmed``
+
+
+def _round_lists(entries: dict[str, dict]) -> list[list[float]]:
+    """Every measured item's round values (an op timed after an adapter: its measurement with the adapter)."""
+    return [e["with_adapter"]["round_values"] if "with_adapter" in e else e["round_values"] for e in entries.values()]
+
+
+def _mean_rounds(lists: list[list[float]], pick: Callable[[list[float]], list[float]]) -> float:
+    return float(np.mean([len(pick(v)) for v in lists]))
 
 
 def _pct(v: float) -> str:
@@ -137,6 +172,14 @@ def report(results: dict[str, dict]) -> str:
             lines.append(f"| {name} | {h['rounds_each']} | {_pct(h['measured_moved_over_5pct'])} | "
                          f"{_pct(h['predicted_moved_over_5pct'])} | {_pct(h['half_a']['within_5_calibrated'])} | "
                          f"{_pct(h['half_b']['within_5_calibrated'])} |")
+    lines += ["", "## Timing again only until the fastest round is confirmed (bench/lut_rounds.py until_confirmed)",
+              "", "| check | base rounds | tolerance | mean rounds: table parts | mean rounds: networks | "
+              "±5% calib. | ±10% calib. | MAPE calib. | τ raw |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for f in r.get("until_confirmed", []):
+            lines.append(f"| {name} | {f['base']} | {f['tolerance_pct']:g}% | {f['table_mean_rounds']:.2f} | "
+                         f"{f['check_mean_rounds']:.2f} | {_pct(f['within_5_calibrated'])} | "
+                         f"{_pct(f['within_10_calibrated'])} | {f['mape_calibrated']:.1f}% | {f['tau_raw']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -89,3 +89,18 @@ def test_first_k_rounds_and_halves(table, tmp_path):
     text = lut_rounds.report({"x": r})
     assert f"| x | 1 | 1 | 1 | {100 * first[1]['within_5_calibrated']:.0f}% |" in text
     assert "| x | 1 | 12% | 0% | 62% | 100% |" in text  # 1/8 moved, printed rounded half to even
+
+
+def test_until_confirmed_times_again_only_while_the_fastest_round_is_alone(table, tmp_path):
+    assert lut_rounds.until_confirmed([1.0, 1.01, 2.0], base=2, tolerance_pct=2) == [1.0, 1.01]
+    assert lut_rounds.until_confirmed([1.3, 1.0, 1.0], base=2, tolerance_pct=2) == [1.3, 1.0, 1.0]
+    assert lut_rounds.until_confirmed([1.3, 1.0, 1.2], base=2, tolerance_pct=2) == [1.3, 1.0, 1.2]  # never: all
+    assert lut_rounds.until_confirmed([1.0, 1.0, 1.0], base=3, tolerance_pct=2) == [1.0, 1.0, 1.0]
+    r = lut_rounds.analyse(*_check(table, tmp_path, first_round_of_network0=1.3))
+    policy = {(f["base"], f["tolerance_pct"]): f for f in r["until_confirmed"]}
+    # network 0 needs its third round (its first two differ by 30%), the seven others stop after two; the table's
+    # rounds (speed 1x, 2x, 3x) never agree: every part takes all three
+    assert policy[2, 2.0]["check_mean_rounds"] == pytest.approx((3 + 7 * 2) / 8)
+    assert policy[2, 2.0]["table_mean_rounds"] == 3.0
+    assert policy[2, 2.0]["within_5_calibrated"] == 1.0  # network 0's fastest round is its prediction
+    assert "| x | 2 | 2% | 3.00 | 2.12 | 100% |" in lut_rounds.report({"x": r})
