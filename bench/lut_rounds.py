@@ -94,7 +94,9 @@ def analyse(table_path: Path, check_path: Path) -> dict:
     stat = stat_key(check["statistic"])
     rows = check["networks"]
     genotypes = [Genotype(table.macro, tuple(r["genotype"])) for r in rows]
-    n_table, n_check = table.meta["rounds"], check["rounds"]
+    n_table, n_check = table.meta.get("rounds"), check.get("rounds")
+    if not n_table or not n_check or any("round_values" not in r for r in rows):
+        raise ValueError(f"{table_path} / {check_path}: no per-round values recorded (built before rounds were)")
     n = min(n_table, n_check)
 
     def predicted(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
@@ -193,7 +195,10 @@ def main() -> None:
         for check in sorted(folder.glob("*_check.json")):
             table = check.with_name(check.name.removesuffix("_check.json") + ".json")
             if table.is_file():
-                results[f"{folder.name}/{table.stem}"] = analyse(table, check)
+                try:
+                    results[f"{folder.name}/{table.stem}"] = analyse(table, check)
+                except ValueError as e:
+                    print(f"skipped: {e}")
     text = report(results)
     print(text)
     if a.out:
