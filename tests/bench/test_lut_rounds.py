@@ -19,25 +19,30 @@ class RoundTimer(FakeTimer):
     """The fake timer's figures, times the speed factor of the round the call falls in (round-robin builds time
     every part once per round)."""
 
-    def __init__(self, parts: int):
+    def __init__(self, parts: int, factors: tuple[float, ...] = FACTORS):
         super().__init__()
-        self.parts = parts
+        self.parts, self.factors = parts, factors
 
     def __call__(self, module, shape, config):
         t = super().__call__(module, shape, config)
-        f = FACTORS[(len(self.calls) - 1) // self.parts]
+        f = self.factors[(len(self.calls) - 1) // self.parts]
         return fake_timing(t.median_ms * f, shape, config)
 
 
-@pytest.fixture(scope="module")
-def table():
-    """A 3-round onnxruntime-style table (ops timed after an adapter, the min statistic) from the fake timer."""
+def _build(factors: tuple[float, ...]):
+    """A 3-round onnxruntime-style table (ops timed after an adapter, the min statistic) from the fake timer, the
+    machine's speed in each round given by ``factors``."""
     from squeezenas.cost.lut.plan import plan_lut
 
     config = TimingConfig(backend="onnxruntime", threads=1, statistic="min")
     plan = plan_lut(tiny_macro(), (32, 64), config)
-    return build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=RoundTimer(len(plan.parts)),
+    return build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=RoundTimer(len(plan.parts), factors),
                      rounds=3, max_other_cpu=None, canary=False)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return _build(FACTORS)
 
 
 def test_all_rounds_give_the_table_back_and_one_round_its_own_speed(table):
@@ -103,4 +108,29 @@ def test_until_confirmed_times_again_only_while_the_fastest_round_is_alone(table
     assert policy[2, 2.0]["check_mean_rounds"] == pytest.approx((3 + 7 * 2) / 8)
     assert policy[2, 2.0]["table_mean_rounds"] == 3.0
     assert policy[2, 2.0]["within_5_calibrated"] == 1.0  # network 0's fastest round is its prediction
-    assert "| x | 2 | 2% | 3.00 | 2.12 | 100% |" in lut_rounds.report({"x": r})
+    assert (policy[2, 2.0]["table_never_confirmed"], policy[2, 2.0]["check_never_confirmed"]) == (1.0, 0.0)
+    assert "| x | 2 | 2% | 3.00 (100%) | 2.12 (0%) | 100% |" in lut_rounds.report({"x": r})
+
+
+def test_the_table_side_keeps_only_its_first_k_rounds(tmp_path):
+    """A build whose rounds get faster (3x, 2x, 1x): its first k rounds predict (4 - k) times the true figure,
+    the check (the true figure in every round) is the same whichever of its rounds are kept."""
+    t, c = _check(_build((3.0, 2.0, 1.0)), tmp_path, first_round_of_network0=1.0)
+    r = lut_rounds.analyse(t, c)
+    for key in ("first_k", "table_k_check_all"):
+        assert [f["mape_raw"] for f in r[key]] == pytest.approx([200.0, 100.0, 0.0])
+    assert [f["mape_raw"] for f in r["table_all_check_k"]] == pytest.approx([0.0, 0.0, 0.0])
+    # a common scale is what the calibration absorbs: held out, every k is exact
+    assert all(f["within_5_calibrated"] == 1.0 for f in r["first_k"])
+    # the halves: one round each (3x and 2x), a common scale apart
+    assert r["halves"]["predicted_moved_over_5pct"] == 0.0
+
+
+def test_tables_without_recorded_rounds_are_refused(table, tmp_path):
+    t, c = _check(table, tmp_path, first_round_of_network0=1.0)
+    data = json.loads(t.read_text())
+    for entry in data["meta"]["entries"].values():
+        (entry.get("with_adapter") or entry).pop("round_values", None)
+    t.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="no per-round values"):
+        lut_rounds.analyse(t, c)
