@@ -94,6 +94,7 @@ def test_first_k_rounds_and_halves(table, tmp_path):
     text = lut_rounds.report({"x": r})
     assert f"| x | 1 | 1 | 1 | {100 * first[1]['within_5_calibrated']:.0f}% |" in text
     assert "| x | 1 | 12% | 0% | 62% | 100% |" in text  # 1/8 moved, printed rounded half to even
+    assert f"| x | 1 | {100 * first[1]['within_5_calibrated']:.0f}% | 100% | 100% | 1.000 | " in text  # in short
 
 
 def test_until_confirmed_times_again_only_while_the_fastest_round_is_alone(table, tmp_path):
