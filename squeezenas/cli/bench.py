@@ -3,7 +3,7 @@
 NAME is a zoo network, a genotype file (.json/.yaml), a checkpoint, or a file written by `squeezenas export`
 (.onnx, OpenVINO .xml, ExecuTorch .pte: timed as it is with its runtime's --backend, the exact file you deploy).
 Timed with the same procedure (and the same settings, if you pass them) as a latency table, so `bench` and
-`lut check` agree by construction: on a CPU, the fastest call of 3 round-robin rounds by default.
+`lut check` agree by construction: on a CPU, the fastest call of 4 round-robin rounds by default.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def build_lut(
     records the canary's ``canary_ratio``).
     ``context`` is ``plan_lut``'s (default: the backend's, "adapter" for the runtimes that run an artefact).
 
-    ``rounds`` (default: 3 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is timed that many times, round-robin over all parts (so a part's rounds lie
+    ``rounds`` (default: 4 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is timed that many times, round-robin over all parts (so a part's rounds lie
     minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
     min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
     for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build

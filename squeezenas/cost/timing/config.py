@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from squeezenas.cost.bundle.runner import ROUNDS
 from squeezenas.cost.timing.onnx import EXPORTERS
 from squeezenas.utils.config import ConfigError, from_dict, to_dict
 from squeezenas.utils.registry import Registry, unknown_name_message
@@ -20,8 +21,9 @@ DEVICES = ("cpu", "cuda")
 # (docs/LATENCY.md). On CUDA the default is the median (kernels timed by events; clocks, not neighbours, vary).
 STATISTICS = ("median", "min", "p10")
 # Round-robin rounds of every part and network (lut build/check, bench) by default: on a CPU each figure is the
-# best (min) or median round of 3, minutes apart, so a slow spell of the machine spoils one round, not the table.
-CPU_ROUNDS = 3
+# best (min) or median round of 4, minutes apart, so a slow spell of the machine spoils one round, not the table;
+# 4, not 3: the measured knee at two threads (docs/LATENCY.md, bench/lut_rounds.py).
+CPU_ROUNDS = ROUNDS  # written once, in the bundle's runner (a board times its bundle the same way)
 CUDA_ROUNDS = 1
 # The statistics of one measurement, as ``Timing`` holds them and a latency-table entry keeps them.
 STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
@@ -112,7 +114,7 @@ def default_statistic(device: str) -> str:
 
 
 def default_rounds(config: TimingConfig) -> int:
-    """Round-robin rounds of every part and network when none are asked for: 3 on CPU, 1 on CUDA."""
+    """Round-robin rounds of every part and network when none are asked for: 4 on CPU, 1 on CUDA."""
     return CUDA_ROUNDS if config.device == "cuda" else CPU_ROUNDS
 
 

@@ -268,15 +268,15 @@ def test_statistic_rounds_and_bad_name():
         TimingConfig(statistic="mode")
 
 
-def test_defaults_on_a_cpu_are_the_min_of_three_rounds():
-    """With no statistic or rounds asked for, a CPU table keeps the fastest call of 3 round-robin rounds and
+def test_defaults_on_a_cpu_are_the_min_of_four_rounds():
+    """With no statistic or rounds asked for, a CPU table keeps the fastest call of 4 round-robin rounds and
     records both; the check times its networks the same way (the table's rounds)."""
     timer = FakeTimer()
     config = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3)
     assert config.statistic is None and config.resolved().statistic == "min"
     table = build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=timer)
     n_parts = len(table.meta["entries"])
-    assert len(timer.calls) == 3 * n_parts and table.meta["rounds"] == 3
+    assert len(timer.calls) == 4 * n_parts and table.meta["rounds"] == 4
     assert table.meta["timing"]["statistic"] == "min" and table.meta["timing"]["threads"] == 1
     stem = table.meta["entries"][table.meta["fixed_keys"]["stem"]]
     assert table.fixed["stem"] == stem["min_ms"] == min(stem["round_values"])
@@ -287,7 +287,7 @@ def test_defaults_on_a_cpu_are_the_min_of_three_rounds():
         return fake_timing(table.predict(model.genotype) / 0.9, shape, config)
 
     report = check_lut(table, samples=3, progress=False, measure_fn=network_timer)
-    assert calls == ["min"] * 9 and report["rounds"] == 3 and report["statistic"] == "min"
+    assert calls == ["min"] * 12 and report["rounds"] == 4 and report["statistic"] == "min"
     from squeezenas.cost.timing import default_rounds, default_statistic
 
     assert default_statistic("cuda") == "median" and default_rounds(TimingConfig(device="cuda")) == 1
