@@ -31,12 +31,11 @@ import numpy as np
 
 from squeezenas.cost.lut import error_summary, leave_one_out
 from squeezenas.cost.lut.plan import IDENTITY_KEY
-from squeezenas.cost.tables import CostTable
+from squeezenas.cost.lut.build import place_in_context
+from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable
 from squeezenas.cost.timing.config import stat_key
 from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.space.genotype import Genotype
-
-_RESOLUTION_MS = 1e-3  # as the table build: an op timed after an adapter costs at least this
 
 
 def combined(values: Sequence[float], stat: str) -> float:
@@ -47,7 +46,8 @@ def combined(values: Sequence[float], stat: str) -> float:
 def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> CostTable:
     """``table`` with every measured part's figure recomputed from only the rounds ``rounds`` (0-based), or from
     the round values that ``rounds`` picks of each part's; an op timed after an adapter is again the difference
-    of the two, at least 1 µs."""
+    of the two, placed in the table as the build places it (``place_in_context``, today's build: a table built
+    before it kept such differences at 1 µs at least)."""
     meta = table.meta
     stat = stat_key(meta["timing"]["statistic"])
     entries = meta["entries"]
@@ -62,11 +62,14 @@ def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[f
         entry = entries[key]
         if "with_adapter" not in entry:
             return own(entry)
-        return max(_RESOLUTION_MS, own(entry["with_adapter"]) - own(entries[entry["adapter"]]))
+        return own(entry["with_adapter"]) - own(entries[entry["adapter"]])
 
+    rows, shift = place_in_context(meta["cells"], value, meta.get("context", "alone"))  # as the build does
+    fixed = {name: value(key) for name, key in meta["fixed_keys"].items()}
+    if shift < 0:
+        fixed[ADAPTER_CONTEXT] = shift
     return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
-                     candidates=table.candidates, table=[[value(k) for k in row] for row in meta["cells"]],
-                     fixed={name: value(key) for name, key in meta["fixed_keys"].items()}, meta={})
+                     candidates=table.candidates, table=rows, fixed=fixed, meta={})
 
 
 def confirmed_at(values: list[float], base: int, tolerance_pct: float) -> int | None:

@@ -20,6 +20,10 @@ from squeezenas.utils.io import atomic_write_json
 
 SCHEMA_VERSION = 1
 FIXED_PARTS = ("stem", "last_conv", "decoder")
+# The one fixed cost that may be negative: in a table whose ops were timed after an adapter, what the adapters
+# timed alone paid for handing back their larger outputs and a network never pays (``place_in_context`` in
+# cost/lut/build.py). Every network's sum includes it, like the fixed parts'.
+ADAPTER_CONTEXT = "adapter_context"
 
 
 class CostTableError(ValueError):
@@ -149,10 +153,15 @@ class CostTable:
                     raise CostTableError(f"{where}: table[{i}][{j}] (position {i}, {self.candidates[j]}) is {v}; "
                                          "costs must be finite and >= 0")
         for k, v in self.fixed.items():
-            if not math.isfinite(v) or v < 0:
-                raise CostTableError(f"{where}: fixed[{k!r}] is {v}; costs must be finite and >= 0")
-        if self.fixed_total + sum(map(sum, self.table)) <= 0:
+            if not math.isfinite(v) or (v < 0 and k != ADAPTER_CONTEXT) or (v > 0 and k == ADAPTER_CONTEXT):
+                raise CostTableError(f"{where}: fixed[{k!r}] is {v}; costs must be finite and >= 0 "
+                                     f"(fixed[{ADAPTER_CONTEXT!r}]: <= 0)")
+        context = self.fixed.get(ADAPTER_CONTEXT, 0.0)
+        if self.fixed_total - context + sum(map(sum, self.table)) <= 0:
             raise CostTableError(f"{where}: every cost is 0; such a table cannot tell the candidates apart")
+        if context and self.fixed_total + sum(min(row) for row in self.table) <= 0:
+            raise CostTableError(f"{where}: fixed[{ADAPTER_CONTEXT!r}] is {context}; the cheapest network would "
+                                 "cost nothing or less")
         c = self.calibration
         if c:
             for k in ("overhead_ms", "scale"):

@@ -9,11 +9,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from squeezenas.cost.lut.loading import LutError
 from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
-from squeezenas.cost.tables import CostTable
+from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable
 from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
@@ -29,6 +29,33 @@ from squeezenas.utils.io import RunLock, atomic_write_json, check_output
 LUT_FORMAT = "squeezenas latency table"
 PARTIAL_SUFFIX = ".partial"
 _RESOLUTION_MS = 1e-3  # an op timed after an adapter costs at least this (its difference may be lost in noise)
+
+
+def place_in_context(cells: list[list[str]], value: Callable[[str], float],
+                     context: str) -> tuple[list[list[float]], float]:
+    """The table's rows from each cell's cost, and the fixed cost ``ADAPTER_CONTEXT`` (<= 0).
+
+    An op timed after an adapter costs (adapter + op) − adapter. Where the op changes its input's shape (a stride
+    of 2, other channels) that difference also holds the handing back of the op's output minus that of the
+    adapter's, the same for every candidate at the position and, along a network, a sum that telescopes; it can
+    be negative (OpenVINO hands back a full-resolution output more slowly than the pair runs; docs/LATENCY.md).
+    Such a row is shifted so that its cheapest candidate costs 1 µs and the shift is kept in ``ADAPTER_CONTEXT``,
+    so every network's sum stays the sum of its differences. Rows with the identity skip (0 ms, exact) are
+    clipped at 1 µs instead: the op keeps the input's shape there, and a negative difference is noise.
+    """
+    rows, shift_total = [], 0.0
+    for row in cells:
+        costs = [value(k) for k in row]
+        live = [c for k, c in zip(row, costs) if k != IDENTITY_KEY]
+        if context != "adapter" or not live or min(live) >= _RESOLUTION_MS:
+            rows.append(costs)
+        elif IDENTITY_KEY in row:
+            rows.append([c if k == IDENTITY_KEY else max(_RESOLUTION_MS, c) for k, c in zip(row, costs)])
+        else:
+            shift = min(live) - _RESOLUTION_MS
+            rows.append([c - shift for c in costs])
+            shift_total += shift
+    return rows, shift_total
 
 
 def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
@@ -202,8 +229,8 @@ def _progress(total: int, done: int, enabled: bool, desc: str) -> Any:
 def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, seconds: float,
                    source: str = "measured") -> CostTable:
     """The latency table of a plan from the statistics of every timed module (measured here, or imported from
-    a bundle). An op timed after an adapter costs the difference of the two medians (at least 1 µs); its entry
-    keeps the measurement with the adapter under ``with_adapter``."""
+    a bundle). An op timed after an adapter costs the difference of the two figures (``place_in_context``); its
+    entry keeps the measurement with the adapter under ``with_adapter``."""
     stat = stat_key(plan.config.statistic)
     entries = {k: _in_context(plan.parts[k], entries, stat) for k in plan.parts}
 
@@ -221,9 +248,12 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
         "squeezenas": __version__, "build_seconds": round(seconds, 1), "context": plan.context,
         "cells": plan.cells, "fixed_keys": plan.fixed, "entries": entries,
     }
+    table, shift = place_in_context(plan.cells, value, plan.context)
+    fixed = {name: value(key) for name, key in plan.fixed.items()}
+    if shift < 0:
+        fixed[ADAPTER_CONTEXT] = shift
     return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
-                     candidates=tuple(plan.macro.candidates), table=[[value(k) for k in row] for row in plan.cells],
-                     fixed={name: value(key) for name, key in plan.fixed.items()}, meta=meta)
+                     candidates=tuple(plan.macro.candidates), table=table, fixed=fixed, meta=meta)
 
 
 def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:
@@ -231,8 +261,8 @@ def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") 
         return measured[part.key]
     with_adapter, adapter = measured[part.key], measured[part.adapter]
     diff = with_adapter[stat] - adapter[stat]
-    # 0 ms means "identity skip"; a difference within the noise floor becomes 1 µs and is flagged
-    return {stat: max(_RESOLUTION_MS, diff), **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
+    # the difference itself (``place_in_context`` makes the table's costs of it); one below the noise floor is flagged
+    return {stat: diff, **({"below_resolution": True} if diff < _RESOLUTION_MS else {}),
             "iqr_ms": math.hypot(with_adapter["iqr_ms"], adapter["iqr_ms"]), "repeats": with_adapter["repeats"],
             "adapter": part.adapter, "with_adapter": with_adapter,
             **{k: with_adapter[k] for k in ("other_cpu", "attempts", "rounds") if k in with_adapter},

@@ -15,6 +15,8 @@ from squeezenas.cost.lut import (LutError, build_lut, check_lut, load_lut, parti
                                  spanning_genotypes)
 from squeezenas.cost.timing import TimingConfig
 from squeezenas.space import Stage
+from squeezenas.cost.lut.plan import IDENTITY_KEY
+from squeezenas.cost.tables import CostTable, CostTableError
 
 
 def test_onnxruntime_ops_are_timed_after_an_adapter():
@@ -291,3 +293,59 @@ def test_defaults_on_a_cpu_are_the_min_of_four_rounds():
     from squeezenas.cost.timing import default_rounds, default_statistic
 
     assert default_statistic("cuda") == "median" and default_rounds(TimingConfig(device="cuda")) == 1
+
+
+def test_place_in_context_shifts_a_row_of_negative_differences_and_keeps_every_sum():
+    """(adapter + op) − adapter may go negative where the op changes the shape (the adapter alone hands back a
+    larger output): the row is shifted so its cheapest candidate costs 1 µs and the shift becomes a fixed cost,
+    so a network's sum is still the sum of its differences; rows with the identity skip are clipped instead."""
+    from squeezenas.cost.lut.build import place_in_context
+
+    diffs = {"a": -0.15, "b": -0.10, "c": 0.02, "d": 0.3, "e": -0.0001, IDENTITY_KEY: 0.0}
+    cells = [["a", "b", "c"], ["d", IDENTITY_KEY, "e"], ["d", "c", "d"]]
+    rows, shift = place_in_context(cells, diffs.get, "adapter")
+    assert shift == pytest.approx(-0.151)
+    assert rows[0] == pytest.approx([0.001, 0.051, 0.171])
+    for j, key in enumerate(cells[0]):  # any choice at the shifted position: its difference, exactly
+        assert rows[0][j] + shift == pytest.approx(diffs[key])
+    assert rows[1] == [0.3, 0.0, 0.001] and rows[2] == [0.3, 0.02, 0.3]
+    # timed alone (PyTorch backends), costs are what was measured
+    assert place_in_context(cells, diffs.get, "alone") == ([[diffs[k] for k in row] for row in cells], 0.0)
+
+
+def test_a_table_whose_adapters_are_slower_than_the_pairs_keeps_the_differences():
+    """An onnxruntime-style build where an adapter timed alone is slower than with some of the ops after it: the
+    rows without the identity skip that go below 1 µs are shifted, the shifts are the table's ADAPTER_CONTEXT
+    (< 0), and the table loads."""
+    from torch import nn
+
+    from squeezenas.cost.lut.plan import plan_lut
+    from squeezenas.cost.tables import ADAPTER_CONTEXT
+
+    class SlowAdapter(FakeTimer):
+        def __call__(self, module, shape, config):
+            t = super().__call__(module, shape, config)
+            return fake_timing(t.median_ms + 0.05, shape, config) if isinstance(module, nn.Conv2d) else t
+
+    config = TimingConfig(backend="onnxruntime", threads=1, statistic="median", min_run_time=0.01)
+    table = build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=SlowAdapter(), max_other_cpu=None,
+                      canary=False, **ONE)
+    plan = plan_lut(tiny_macro(), (32, 64), config)
+    entries, shifted = table.meta["entries"], 0.0
+    for i, row in enumerate(plan.cells):
+        if IDENTITY_KEY in row:
+            assert min(c for k, c in zip(row, table.table[i]) if k != IDENTITY_KEY) >= 1e-3
+            continue
+        raw = [entries[k]["median_ms"] for k in row]
+        if min(raw) >= 1e-3:
+            assert table.table[i] == pytest.approx(raw)
+            continue
+        assert min(table.table[i]) == pytest.approx(1e-3)
+        assert [c - table.table[i][0] for c in table.table[i]] == pytest.approx([r - raw[0] for r in raw])
+        shifted += min(raw) - 1e-3
+    assert table.fixed[ADAPTER_CONTEXT] == pytest.approx(shifted) and shifted < 0
+    CostTable.from_dict(table.to_dict())  # validates: the one fixed cost allowed below 0
+    bad = table.to_dict()
+    bad["fixed"][ADAPTER_CONTEXT] = 0.5
+    with pytest.raises(CostTableError, match="adapter_context"):
+        CostTable.from_dict(bad)
