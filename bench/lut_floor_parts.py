@@ -1,6 +1,7 @@
-"""Parts of a latency table that the adapter subtraction could not isolate (no timing): an op timed after an
-adapter costs (adapter + op) − adapter, and where the pair ran no slower than the adapter alone the op is kept at
-the 1 µs floor, so the table cannot tell those candidates apart and their cost is missing from every sum.
+"""Where the adapter subtraction of a latency table went below 1 µs (no timing): an op timed after an adapter
+costs (adapter + op) − adapter, and where the pair ran no slower than the adapter alone that difference is at or
+below zero. Tables built before ``place_in_context`` kept each such op at 1 µs, so their cost was missing from
+every sum; today's build shifts the row and keeps the shift as the fixed cost ``adapter_context``.
 
     python bench/lut_floor_parts.py bench/results/lut/runtimes bench/results/lut/runtimes_rounds6 \\
         --out bench/results/lut/runtimes_rounds6/floor_parts.md
@@ -15,8 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-FLOOR_MS = 1.1e-3  # the build keeps a difference within the noise floor at 1 µs
-
 
 def floor_parts(path: Path) -> list[dict]:
     """One row per position with candidates at the floor."""
@@ -24,7 +23,7 @@ def floor_parts(path: Path) -> list[dict]:
     meta, rows = t["meta"], []
     stat = "min_ms" if meta["timing"].get("statistic") == "min" else "median_ms"
     for pos, (costs, keys) in enumerate(zip(t["table"], meta["cells"])):
-        floored = [j for j, (c, k) in enumerate(zip(costs, keys)) if 0 < c <= FLOOR_MS and k in meta["entries"]]
+        floored = [j for j, k in enumerate(keys) if meta["entries"].get(k, {}).get("below_resolution")]
         if not floored:
             continue
         entry = meta["entries"][keys[floored[0]]]

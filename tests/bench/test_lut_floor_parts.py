@@ -10,7 +10,8 @@ floor = load_bench_script("lut_floor_parts")
 
 
 def test_floored_candidates_are_counted_per_position_with_their_figures(tmp_path):
-    entries = {"a": {"min_ms": 0.30}, "op1": {"adapter": "a", "with_adapter": {"min_ms": 0.15}},
+    entries = {"a": {"min_ms": 0.30},
+               "op1": {"adapter": "a", "with_adapter": {"min_ms": 0.15}, "below_resolution": True},
                "op2": {"adapter": "a", "with_adapter": {"min_ms": 0.40}}, "op3": {"min_ms": 0.2}}
     table = {"candidates": ["x", "y", "skip"], "table": [[0.001, 0.1, 0.0], [0.2, 0.2, 0.0]],
              "meta": {"timing": {"statistic": "min"}, "entries": entries,

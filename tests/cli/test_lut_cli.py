@@ -11,6 +11,7 @@ import pytest
 from squeezenas.cli.main import main
 from squeezenas.cost.lut import load_lut, plan_lut
 from squeezenas.cost.timing import TimingConfig
+from squeezenas.cost.tables import ADAPTER_CONTEXT
 from squeezenas.space import DecoderSpec, MacroArch, Stage
 
 TINY = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 1, 2)), low_level_position=0,
@@ -201,7 +202,9 @@ def test_a_deployment_runtime_end_to_end(tmp_path, capsys, backend):
                  "--out", str(out), "--quiet"]) == 0
     table = load_lut(out, MICRO, (32, 64))
     assert table.meta["backend"] == backend and table.meta["context"] == "adapter"
-    assert table.meta["fingerprint"][backend] and all(v > 0 for v in table.fixed.values())
+    # the fixed parts cost time; adapter_context, where a row of differences went below 1 µs, gives some back
+    assert table.meta["fingerprint"][backend] and all(v > 0 for k, v in table.fixed.items() if k != ADAPTER_CONTEXT)
+    assert table.fixed.get(ADAPTER_CONTEXT, 0.0) <= 0
     capsys.readouterr()
     assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--json", "--max-other-cpu", "-1"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -349,3 +349,6 @@ def test_a_table_whose_adapters_are_slower_than_the_pairs_keeps_the_differences(
     bad["fixed"][ADAPTER_CONTEXT] = 0.5
     with pytest.raises(CostTableError, match="adapter_context"):
         CostTable.from_dict(bad)
+    bad["fixed"][ADAPTER_CONTEXT] = -1e3  # the cheapest network would cost less than nothing
+    with pytest.raises(CostTableError, match="cheapest network"):
+        CostTable.from_dict(bad)
