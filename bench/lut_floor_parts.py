@@ -16,12 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
+from squeezenas.cost.timing.config import stat_key
+
 
 def floor_parts(path: Path) -> list[dict]:
     """One row per position with candidates at the floor."""
     t = json.loads(path.read_text())
     meta, rows = t["meta"], []
-    stat = "min_ms" if meta["timing"].get("statistic") == "min" else "median_ms"
+    stat = stat_key(meta["timing"]["statistic"])
     for pos, (costs, keys) in enumerate(zip(t["table"], meta["cells"])):
         floored = [j for j, k in enumerate(keys) if meta["entries"].get(k, {}).get("below_resolution")]
         if not floored:

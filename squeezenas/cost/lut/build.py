@@ -31,9 +31,10 @@ PARTIAL_SUFFIX = ".partial"
 _RESOLUTION_MS = 1e-3  # an op timed after an adapter costs at least this (its difference may be lost in noise)
 
 
-def place_in_context(cells: list[list[str]], value: Callable[[str], float],
-                     context: str) -> tuple[list[list[float]], float]:
-    """The table's rows from each cell's cost, and the fixed cost ``ADAPTER_CONTEXT`` (<= 0).
+def place_in_context(cells: list[list[str]], fixed_keys: dict[str, str], value: Callable[[str], float],
+                     context: str) -> tuple[list[list[float]], dict[str, float]]:
+    """The table's rows and fixed costs from each part's cost (``value`` of its key), with the fixed cost
+    ``ADAPTER_CONTEXT`` (< 0) where a row was shifted.
 
     An op timed after an adapter costs (adapter + op) − adapter. Where the op changes its input's shape (a stride
     of 2, other channels) that difference also holds the handing back of the op's output minus that of the
@@ -55,7 +56,10 @@ def place_in_context(cells: list[list[str]], value: Callable[[str], float],
             shift = min(live) - _RESOLUTION_MS
             rows.append([c - shift for c in costs])
             shift_total += shift
-    return rows, shift_total
+    fixed = {name: value(key) for name, key in fixed_keys.items()}
+    if shift_total < 0:
+        fixed[ADAPTER_CONTEXT] = shift_total
+    return rows, fixed
 
 
 def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
@@ -248,10 +252,7 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
         "squeezenas": __version__, "build_seconds": round(seconds, 1), "context": plan.context,
         "cells": plan.cells, "fixed_keys": plan.fixed, "entries": entries,
     }
-    table, shift = place_in_context(plan.cells, value, plan.context)
-    fixed = {name: value(key) for name, key in plan.fixed.items()}
-    if shift < 0:
-        fixed[ADAPTER_CONTEXT] = shift
+    table, fixed = place_in_context(plan.cells, plan.fixed, value, plan.context)
     return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
                      candidates=tuple(plan.macro.candidates), table=table, fixed=fixed, meta=meta)
 

@@ -16,7 +16,7 @@ from squeezenas.cost.lut import (LutError, build_lut, check_lut, load_lut, parti
 from squeezenas.cost.timing import TimingConfig
 from squeezenas.space import Stage
 from squeezenas.cost.lut.plan import IDENTITY_KEY
-from squeezenas.cost.tables import CostTable, CostTableError
+from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable, CostTableError
 
 
 def test_onnxruntime_ops_are_timed_after_an_adapter():
@@ -303,14 +303,15 @@ def test_place_in_context_shifts_a_row_of_negative_differences_and_keeps_every_s
 
     diffs = {"a": -0.15, "b": -0.10, "c": 0.02, "d": 0.3, "e": -0.0001, IDENTITY_KEY: 0.0}
     cells = [["a", "b", "c"], ["d", IDENTITY_KEY, "e"], ["d", "c", "d"]]
-    rows, shift = place_in_context(cells, diffs.get, "adapter")
-    assert shift == pytest.approx(-0.151)
+    rows, fixed = place_in_context(cells, {"stem": "d"}, diffs.get, "adapter")
+    shift = fixed[ADAPTER_CONTEXT]
+    assert shift == pytest.approx(-0.151) and fixed["stem"] == 0.3
     assert rows[0] == pytest.approx([0.001, 0.051, 0.171])
     for j, key in enumerate(cells[0]):  # any choice at the shifted position: its difference, exactly
         assert rows[0][j] + shift == pytest.approx(diffs[key])
     assert rows[1] == [0.3, 0.0, 0.001] and rows[2] == [0.3, 0.02, 0.3]
     # timed alone (PyTorch backends), costs are what was measured
-    assert place_in_context(cells, diffs.get, "alone") == ([[diffs[k] for k in row] for row in cells], 0.0)
+    assert place_in_context(cells, {}, diffs.get, "alone") == ([[diffs[k] for k in row] for row in cells], {})
 
 
 def test_a_table_whose_adapters_are_slower_than_the_pairs_keeps_the_differences():
@@ -320,7 +321,6 @@ def test_a_table_whose_adapters_are_slower_than_the_pairs_keeps_the_differences(
     from torch import nn
 
     from squeezenas.cost.lut.plan import plan_lut
-    from squeezenas.cost.tables import ADAPTER_CONTEXT
 
     class SlowAdapter(FakeTimer):
         def __call__(self, module, shape, config):
