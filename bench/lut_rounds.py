@@ -32,7 +32,7 @@ import numpy as np
 from squeezenas.cost.lut import error_summary, leave_one_out
 from squeezenas.cost.lut.plan import IDENTITY_KEY
 from squeezenas.cost.lut.build import place_in_context
-from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable
+from squeezenas.cost.tables import CostTable
 from squeezenas.cost.timing.config import stat_key
 from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.space.genotype import Genotype
@@ -64,10 +64,7 @@ def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[f
             return own(entry)
         return own(entry["with_adapter"]) - own(entries[entry["adapter"]])
 
-    rows, shift = place_in_context(meta["cells"], value, meta.get("context", "alone"))  # as the build does
-    fixed = {name: value(key) for name, key in meta["fixed_keys"].items()}
-    if shift < 0:
-        fixed[ADAPTER_CONTEXT] = shift
+    rows, fixed = place_in_context(meta["cells"], meta["fixed_keys"], value, meta.get("context", "alone"))
     return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
                      candidates=table.candidates, table=rows, fixed=fixed, meta={})
 
@@ -188,6 +185,10 @@ def summary(results: dict[str, dict]) -> list[str]:
         moved = _pct(r["halves"]["measured_moved_over_5pct"]) if "halves" in r else ""
         lines.append(f"| {name} | {r['threads']} | " + " | ".join(shares) + f" | {r['first_k'][-1]['tau_raw']:.3f} | "
                      f"{_pct(min(table_k))}–{_pct(max(table_k))} | {moved} |")
+    if len(results) > 1:  # per k, over the checks that have k rounds
+        means = [[f["within_5_calibrated"] for r in results.values() for f in r["first_k"] if f["k"] == k]
+                 for k in range(1, n + 1)]
+        lines.append("| mean of the checks | | " + " | ".join(_pct(float(np.mean(m))) for m in means) + " | | | |")
     return lines + [""]
 
 
@@ -220,7 +221,8 @@ def report(results: dict[str, dict]) -> str:
               "", "Items never confirmed within the rounds recorded count as all of them (with that figure): the "
               "mean rounds are a lower bound on what the policy would spend.", "",
               "| check | base rounds | tolerance | mean rounds: table parts (never confirmed) | mean rounds: networks "
-              "(never confirmed) | ±5% calib. | ±10% calib. | MAPE calib. | τ raw |", "|---|---|---|---|---|---|---|---|---|"]
+              "(never confirmed) | ±5% calib. | ±10% calib. | MAPE calib. | τ raw |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for f in r.get("until_confirmed", []):
             lines.append(f"| {name} | {f['base']} | {f['tolerance_pct']:g}% | {f['table_mean_rounds']:.2f} "

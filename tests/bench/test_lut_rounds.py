@@ -95,6 +95,11 @@ def test_first_k_rounds_and_halves(table, tmp_path):
     assert f"| x | 1 | 1 | 1 | {100 * first[1]['within_5_calibrated']:.0f}% |" in text
     assert "| x | 1 | 12% | 0% | 62% | 100% |" in text  # 1/8 moved, printed rounded half to even
     assert f"| x | 1 | {100 * first[1]['within_5_calibrated']:.0f}% | 100% | 100% | 1.000 | " in text  # in short
+    assert "mean of the checks" not in text  # one check: no mean
+    exact = {**r, "first_k": [{**f, "within_5_calibrated": 1.0} for f in r["first_k"]]}
+    both = lut_rounds.summary({"x": r, "y": exact})
+    mean_1 = (first[1]["within_5_calibrated"] + 1.0) / 2
+    assert both[-2] == f"| mean of the checks | | {100 * mean_1:.0f}% | 100% | 100% | | | |"
 
 
 def test_until_confirmed_times_again_only_while_the_fastest_round_is_alone(table, tmp_path):
