@@ -88,7 +88,7 @@ def test_build_onnxruntime_backend(tmp_path):
                           warmup=1, min_repeats=3)
     table = build_lut(macro, (32, 32), config, progress=False, max_other_cpu=None)
     assert table.meta["backend"] == "onnxruntime" and all(v > 0 for row in table.table for v in row)
-    assert all(v > 0 for v in table.fixed.values())
+    assert all(v > 0 for k, v in table.fixed.items() if k != ADAPTER_CONTEXT)  # adapter_context: <= 0
 
 
 def test_onnxruntime_parts_and_networks_are_exported_once(monkeypatch):
