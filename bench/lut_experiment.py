@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut
+from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut, shifted_rows
 
 
 def summary(folder: Path) -> str:
@@ -99,9 +99,14 @@ def compare(eager_path: Path, ort_path: Path, positions: list[int], margin: floa
 
 
 def count_flips(eager, ort, margin: float) -> int:
-    """Candidate pairs, over all positions, whose order the two tables reverse, each by more than ``margin``."""
+    """Candidate pairs, over all positions, whose order the two tables reverse, each by more than ``margin``.
+
+    Positions whose row either table shifted (``shifted_rows``: an unknown offset, so no ratios) are left out."""
+    skip = set(shifted_rows(eager)) | set(shifted_rows(ort))
     n = 0
     for i, (e_row, o_row) in enumerate(zip(eager.table, ort.table)):
+        if i in skip:
+            continue
         live = [j for j in range(len(e_row)) if eager.meta["cells"][i][j] != IDENTITY_KEY]
         for a, b in itertools.combinations(live, 2):
             de, do = e_row[a] / e_row[b], o_row[a] / o_row[b]
@@ -117,9 +122,10 @@ def _plot(eager, ort, path: Path) -> None:
     import numpy as np
 
     ratio = np.full((len(eager.table), len(eager.candidates)), np.nan)
+    skip = set(shifted_rows(eager)) | set(shifted_rows(ort))  # no ratios there (blank)
     for i, (e_row, o_row) in enumerate(zip(eager.table, ort.table)):
         for j, (e, o) in enumerate(zip(e_row, o_row)):
-            if e > 0 and o > 0:
+            if e > 0 and o > 0 and i not in skip:
                 ratio[i, j] = math.log2(o / e)
     lim = np.nanmax(np.abs(ratio))
     fig, ax = plt.subplots(figsize=(9, 6))

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from lut_experiment import count_flips, save_figure
-from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut
+from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut, shifted_rows
 
 GOAL_WITHIN_5 = 0.95  # share of check networks within ±5% (calibrated, held out)
 GOAL_TAU = 0.9  # raw Kendall τ
@@ -96,6 +96,11 @@ def disagree(paths: list[Path], margin: float, plot: Path | None) -> str:
         cheapest = [cands[min(_live(t, i), key=lambda j: t.table[i][j])] for t in tables]
         mark = "" if len(set(cheapest)) == 1 else " ≠"
         out.append(f"| {i}{mark} | " + " | ".join(cheapest) + " |")
+    shifted = {n: shifted_rows(t) for n, t in zip(names, tables) if shifted_rows(t)}
+    if shifted:
+        out += ["", "Rows shifted by the adapter context (a common offset per row: orders and differences hold, ratios "
+                "do not; left out of the flipped pairs and blank in the figure): " + "; ".join(
+                    f"{n} at {', '.join(map(str, rows))}" for n, rows in shifted.items()) + "."]
     if plot:
         _plot(tables, names, taus, plot)
         out.append(f"\n![candidate cost relative to the cheapest at each position, per runtime]({plot})")
@@ -116,10 +121,11 @@ def _plot(tables: list, names: list[str], taus: dict, path: Path) -> None:
     top = [fig.add_subplot(grid[0, k]) for k in range(len(tables))]
     for ax, name, t in zip(top, names, tables):
         rel = np.full((len(cands), n_pos), np.nan)
+        shifted = set(shifted_rows(t))
         for i in range(n_pos):
             live = _live(t, i)
             low = min(t.table[i][j] for j in live)
-            for j in live:
+            for j in live if i not in shifted else []:
                 rel[j, i] = math.log2(t.table[i][j] / low)
             best = min(live, key=lambda j: t.table[i][j])
             ax.plot(i, best, "o", color="white", markersize=3)

@@ -27,7 +27,7 @@ each key to its statistics (median, spread, repeats).
 """
 
 from squeezenas.cost.lut.build import (LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, combine_rounds,
-                                       partial_path)
+                                       partial_path, shifted_rows)
 from squeezenas.cost.lut.check import (SpanningNet, calibrate_from_report, calibrate_lut_file, check_lut,
                                        check_lut_file, evaluate_predictions, spanning_genotypes)
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config

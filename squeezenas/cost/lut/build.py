@@ -62,6 +62,16 @@ def place_in_context(cells: list[list[str]], fixed_keys: dict[str, str], value: 
     return rows, fixed
 
 
+def shifted_rows(table: CostTable) -> list[int]:
+    """Positions whose row ``place_in_context`` shifted: their costs hold an unknown common offset (kept in the
+    table's ``ADAPTER_CONTEXT``), so orders and differences between candidates hold there and ratios do not."""
+    cells = table.meta.get("cells")
+    if ADAPTER_CONTEXT not in table.fixed or not cells:
+        return []
+    return [i for i, (row, keys) in enumerate(zip(table.table, cells)) if IDENTITY_KEY not in keys
+            and math.isclose(min(row), _RESOLUTION_MS, rel_tol=1e-9, abs_tol=1e-12)]
+
+
 def _settings(plan: LutPlan, fingerprint: dict) -> dict[str, Any]:
     """Everything a partial build must share with the build that resumes it."""
     return {"macro": plan.macro.to_dict(), "input_size": list(plan.input_size), "num_classes": plan.num_classes,

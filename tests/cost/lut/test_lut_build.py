@@ -344,6 +344,10 @@ def test_a_table_whose_adapters_are_slower_than_the_pairs_keeps_the_differences(
         assert [c - table.table[i][0] for c in table.table[i]] == pytest.approx([r - raw[0] for r in raw])
         shifted += min(raw) - 1e-3
     assert table.fixed[ADAPTER_CONTEXT] == pytest.approx(shifted) and shifted < 0
+    from squeezenas.cost.lut import shifted_rows
+
+    assert shifted_rows(table) == [i for i, row in enumerate(plan.cells) if IDENTITY_KEY not in row
+                                   and min(entries[k]["median_ms"] for k in row) < 1e-3] != []
     CostTable.from_dict(table.to_dict())  # validates: the one fixed cost allowed below 0
     bad = table.to_dict()
     bad["fixed"][ADAPTER_CONTEXT] = 0.5
