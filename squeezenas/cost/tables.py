@@ -120,6 +120,9 @@ class CostTable:
         }
 
     def save(self, path: str | Path) -> None:
+        """Written atomically, and only a table that loads again (``check_values``; else a ``CostTableError``
+        naming the file and nothing written)."""
+        self.check_values(str(path))
         atomic_write_json(path, self.to_dict())
 
     @classmethod

@@ -37,6 +37,11 @@ def test_round_trip_and_compatibility(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(CostTableError, match="bad.json"):
         CostTable.load(tmp_path / "bad.json")
+    # a table that would not load again is not written (the file named, an existing one left as it was)
+    t.fixed["adapter_context"] = -10 * t.fixed_total - sum(map(sum, t.table))
+    with pytest.raises(CostTableError, match=r"t\.json: .*cheapest network"):
+        t.save(tmp_path / "t.json")
+    assert CostTable.load(tmp_path / "t.json").fixed == u.fixed
 
 
 def test_skip_identity_costs_nothing():
