@@ -113,7 +113,7 @@ def _build(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {table.space} {args.size[0]}x{args.size[1]}, {len(m['entries'])} parts timed "
           f"({m['backend']} {m['device']} {m['dtype']}, {m['threads']} threads, {m['timing']['statistic']} of "
           f"{m['rounds']} round{'s' if m['rounds'] > 1 else ''}) in {m['build_seconds']:.0f} s; "
-          f"fixed {table.fixed_total:.3f} ms")
+          f"fixed {table.fixed_total:.3f} ms" + _context_note(table))
     _print_contention(m["contention"], "parts")
     return 0
 
@@ -149,6 +149,14 @@ def _calibrate(args: argparse.Namespace) -> int:
           f"fitted on {c['n_networks']} networks of {args.report} (held out: MAPE {cal['mape']:.2f}%, "
           f"within 5% {cal['within_5pct']:.0%})")
     return 0
+
+
+def _context_note(table) -> str:
+    """How much of the fixed cost is the adapter context (rows shifted below 0, docs/LATENCY.md), if any."""
+    from squeezenas.cost.tables import ADAPTER_CONTEXT
+
+    context = table.fixed.get(ADAPTER_CONTEXT)
+    return "" if context is None else f" (of which {ADAPTER_CONTEXT} {context:+.3f} ms)"
 
 
 def _print_contention(c: dict | None, what: str) -> None:

@@ -221,3 +221,13 @@ def test_a_deployment_runtime_end_to_end(tmp_path, capsys, backend):
     assert r["input_size"] == [32, 64] and r["gmacs"] is None and r["median_ms"] > 0 and r["backend"] == backend
     assert main(["bench", str(artefact), *QUICK]) == 2  # eager cannot run the file
     assert f"--backend {backend}" in capsys.readouterr().err
+
+
+def test_build_summary_names_the_adapter_context_in_the_fixed_cost():
+    from types import SimpleNamespace
+
+    from squeezenas.cli.lut import _context_note
+
+    assert _context_note(SimpleNamespace(fixed={"stem": 0.3})) == ""
+    assert _context_note(SimpleNamespace(fixed={"stem": 0.3, "adapter_context": -0.184})) == \
+        " (of which adapter_context -0.184 ms)"
