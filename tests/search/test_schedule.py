@@ -51,7 +51,7 @@ def test_pruning_looks_at_what_accuracy_prefers(small):
     net = SuperNet(small, 4, split_theta=True)
     with torch.no_grad():
         net.theta_cost[:, 3] = -20.0  # the cost alone wants candidate 3 gone everywhere
-    assert float(net.probabilities()[0, 3]) < 1e-6
+    assert float(net.probabilities()[0, 3].detach()) < 1e-6
     assert net.prune(0.005, view="preference") == []  # accuracy never said so
     assert len(net.prune(0.005, view="total")) == 20
 
@@ -95,7 +95,7 @@ def test_path_mode_computes_only_the_sampled_candidates_and_trains_theta(small):
     path = net.sample_path(net.gumbel_noise(1, torch.Generator().manual_seed(1))[0], 2.0)
     out = net(torch.randn(2, 3, 64, 128), path=path)
     assert sorted(calls) == sorted((i, p.code) for i, p in enumerate(path))  # one candidate per position
-    assert all(float(p.gate) == 1.0 for p in path)
+    assert all(float(p.gate.detach()) == 1.0 for p in path)
     out.square().mean().backward()
     grad = net.theta.grad
     assert grad is not None and grad.abs().sum() > 0
