@@ -16,17 +16,21 @@ from pathlib import Path
 from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut, shifted_rows
 
 
+def checked_tables(folder: Path) -> list[tuple[Path, Path]]:
+    """(table, its check) for every ``NAME_check.json`` in ``folder`` with the table ``NAME.json`` beside it."""
+    pairs = [(check.with_name(check.name.removesuffix("_check.json") + ".json"), check)
+             for check in sorted(folder.glob("*_check.json"))]
+    return [(table, check) for table, check in pairs if table.is_file()]
+
+
 def summary(folder: Path) -> str:
     """One row per table: parts, build time, check errors (raw, held-out calibrated, fresh sample)."""
     head = ["table", "parts timed", "build s", "networks", "measured ms (min–max)", "MAPE raw", "τ raw",
             "MAPE calib. (LOO)", "max err calib.", "τ calib.", "fresh sample: MAPE stored calib.", "τ fresh",
             "τ by MACs", "fit: overhead ms, scale", "load avg: build, check, fresh (start/end)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for check in sorted(folder.glob("*_check.json")):
-        path = check.with_name(check.name.removesuffix("_check.json") + ".json")
-        fresh = check.with_name(check.name.removesuffix("_check.json") + "_fresh.json")
-        if not path.is_file():
-            continue
+    for path, check in checked_tables(folder):
+        fresh = path.with_name(path.stem + "_fresh.json")
         table = load_lut(path)
         c = json.loads(check.read_text())
         f = json.loads(fresh.read_text()) if fresh.is_file() else None

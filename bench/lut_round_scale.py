@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lut_experiment import checked_tables
 from lut_rounds import _measured_items, figures, table_from_rounds
 from squeezenas.cost.tables import CostTable
 from squeezenas.space.genotype import Genotype
@@ -56,9 +57,8 @@ def main() -> None:
     a = ap.parse_args()
     results = {}
     for folder in a.folders:
-        for check in sorted(folder.glob("*_check.json")):
-            table = check.with_name(check.name.removesuffix("_check.json") + ".json")
-            if table.is_file() and (r := compare(table, check)) is not None:
+        for table, check in checked_tables(folder):
+            if (r := compare(table, check)) is not None:
                 results[f"{folder.name}/{table.stem}"] = r
     lines = ["| table | check's round factors | ±5% calib., τ raw: plain | check scaled | check and table scaled |",
              "|---|---|---|---|---|"]

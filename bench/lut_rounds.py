@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lut_experiment import checked_tables
 from squeezenas.cost.lut import error_summary, leave_one_out
 from squeezenas.cost.lut.plan import IDENTITY_KEY
 from squeezenas.cost.lut.build import place_in_context
@@ -239,13 +240,11 @@ def main() -> None:
     a = ap.parse_args()
     results = {}
     for folder in a.folders:
-        for check in sorted(folder.glob("*_check.json")):
-            table = check.with_name(check.name.removesuffix("_check.json") + ".json")
-            if table.is_file():
-                try:
-                    results[f"{folder.name}/{table.stem}"] = analyse(table, check)
-                except ValueError as e:
-                    print(f"skipped: {e}")
+        for table, check in checked_tables(folder):
+            try:
+                results[f"{folder.name}/{table.stem}"] = analyse(table, check)
+            except ValueError as e:
+                print(f"skipped: {e}")
     text = report(results)
     print(text)
     if a.out:

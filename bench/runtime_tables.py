@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from lut_experiment import count_flips, save_figure
+from lut_experiment import checked_tables, count_flips, save_figure
 from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut, shifted_rows
 
 GOAL_WITHIN_5 = 0.95  # share of check networks within ±5% (calibrated, held out)
@@ -33,10 +33,7 @@ def summary(folder: Path) -> str:
             "MAPE raw", "τ raw", "±5% raw", "MAPE calib. (held out)", "±5% calib.", "±10% calib.", "τ calib.",
             "max err calib.", "fit: overhead ms, scale", "rounds repeat within 5%", "goal"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for check in sorted(folder.glob("*_check.json")):
-        path = check.with_name(check.name.removesuffix("_check.json") + ".json")
-        if not path.is_file():
-            continue
+    for path, check in checked_tables(folder):
         table, c = load_lut(path), json.loads(check.read_text())
         m = table.meta
         size = f"{table.input_size[0]}x{table.input_size[1]}"
@@ -99,7 +96,7 @@ def disagree(paths: list[Path], margin: float, plot: Path | None) -> str:
         cheapest = [cands[min(_live(t, i), key=lambda j: t.table[i][j])] for t in tables]
         mark = "" if len(set(cheapest)) == 1 else " ≠"
         out.append(f"| {i}{mark} | " + " | ".join(cheapest) + " |")
-    shifted = {n: shifted_rows(t) for n, t in zip(names, tables) if shifted_rows(t)}
+    shifted = {n: rows for n, t in zip(names, tables) if (rows := shifted_rows(t))}
     if shifted:
         out += ["", "Rows shifted by the adapter context (a common offset per row: orders and differences hold, ratios "
                 "do not; left out of the flipped pairs and blank in the figure): " + "; ".join(

@@ -26,3 +26,9 @@ def test_flips_count_pairs_reversed_beyond_the_margin_and_leave_out_shifted_rows
     assert experiment.count_flips(eager, shifted, 0.1) == 0
     unshifted = _table([[0.151, 0.0011, 0.301], [0.5, 0.5, 0.0]])  # no adapter context: a plain row, counted
     assert experiment.count_flips(eager, unshifted, 0.1) == 1  # a/b: 0.5 vs 137
+
+
+def test_checked_tables_pair_each_check_with_the_table_beside_it(tmp_path):
+    for name in ("a.json", "a_check.json", "b_check.json", "c.json", "a_fresh.json"):
+        (tmp_path / name).write_text("{}")
+    assert experiment.checked_tables(tmp_path) == [(tmp_path / "a.json", tmp_path / "a_check.json")]

@@ -5,21 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.bench.bench_scripts import ROOT, load_bench_script
+from tests.bench.bench_scripts import load_bench_script
+
+scale = load_bench_script("lut_round_scale")
 
 
-@pytest.fixture(scope="module")
-def scale():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "bench"))  # the script imports lut_rounds, as when run from bench/
-    try:
-        yield load_bench_script("lut_round_scale")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-
-
-def test_round_factors_find_a_round_that_ran_slower_for_every_item(scale):
+def test_round_factors_find_a_round_that_ran_slower_for_every_item():
     items = np.array([[1.0, 1.2, 1.0], [2.0, 2.4, 2.1], [5.0, 6.0, 4.9], [0.5, 0.9, 0.5]])
     f = scale.round_factors(items)
     assert f == pytest.approx([1.0, 1.2, 1.0], abs=0.02)  # the median item: one outlier (0.9) does not move it
