@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 
 from squeezenas.cost.lut import load_lut
 from squeezenas.cost.timing import BACKENDS, TimingConfig
+from squeezenas.cost.timing.backends import TimedCall, host_clock
 from squeezenas.models.builder import SqueezeNASNet
 from squeezenas.space import Genotype
 
@@ -53,13 +53,9 @@ def delegates(module: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return {name: calls.count(name) for name in sorted(set(calls))}
 
 
-def fastest(call, calls: int) -> float:
-    best = float("inf")
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
+def fastest(call: TimedCall, calls: int) -> float:
+    """The fastest of ``calls`` single calls, in ms."""
+    return min(call.time(1) for _ in range(calls)) * 1e3
 
 
 def main() -> None:
@@ -103,11 +99,13 @@ def main() -> None:
             for method in chain:
                 y = method.execute((y,))[0]
 
+        chain_call = TimedCall(run_chain, host_clock)
+
         best = {}
         for _ in range(args.rounds):
             for name, c in calls.items():
-                best[name] = min(best.get(name, float("inf")), fastest(c.call, args.calls))
-            best["chain"] = min(best.get("chain", float("inf")), fastest(run_chain, args.calls))
+                best[name] = min(best.get(name, float("inf")), fastest(c, args.calls))
+            best["chain"] = min(best.get("chain", float("inf")), fastest(chain_call, args.calls))
     lines = [f"{args.check}: network {net_row['index']} ({' '.join(genotype.ops)}), {table.input_size[0]}x"
              f"{table.input_size[1]}, {threads} threads; fastest of {args.calls} calls, fastest of {args.rounds} "
              "rounds (ms)", "",
