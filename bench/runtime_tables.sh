@@ -8,7 +8,8 @@
 # Per size and backend:
 #   squeezenas lut build --space small --size H W --num-classes 11 --backend B --out OUT/small_HxW_B.json
 #   squeezenas lut check --lut OUT/small_HxW_B.json --samples 24 --out OUT/small_HxW_B_check.json
-# then OUT/summary.md (build time, held-out calibrated share within ±5% and ±10%, raw τ, ...) and, per size,
+# with the wall seconds of each build and check in OUT/build_wall.tsv and OUT/check_wall.tsv; then OUT/summary.md
+# (build time, held-out calibrated share within ±5% and ±10%, raw τ, ...) and, per size,
 # OUT/disagree_HxW.md with the figure PLOTS/lut_runtimes_HxW.png (where the runtimes disagree about which
 # candidates are cheap). Every step is skipped when its output exists (a table build resumes from its partial
 # file), so an interrupted run can simply be started again.
@@ -70,7 +71,9 @@ for size in $SIZES; do
     if [[ ! -f "${t}_check.json" ]]; then
       quiet
       # shellcheck disable=SC2086
+      start=$(date +%s)
       $SQ lut check --lut "$t.json" --samples "$SAMPLES" $CHECK_FLAGS --out "${t}_check.json" | tee -a "$log"
+      printf '%s\t%s\t%s\n' "$size" "$backend" "$(( $(date +%s) - start ))" >> "$OUT/check_wall.tsv"
     fi
     echo "load after $name $size $backend: $(cat /proc/loadavg)" | tee -a "$log"
   done
