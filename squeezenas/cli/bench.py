@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", nargs=2, type=int, default=None, metavar=("H", "W"),
                    help="input size (default: an exported file's own, else 1024 2048)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: the network's own)")
-    timing_args(p, per="network", min_run_time=2.0)
+    timing_args(p, per="network round")
     rounds_arg(p, "network")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     contention_args(p)

@@ -45,8 +45,9 @@ def statistic_arg(p: argparse.ArgumentParser) -> None:
 
 def rounds_arg(p: argparse.ArgumentParser, what: str, default: str = "") -> None:
     p.add_argument("--rounds", type=int, default=None,
-                   help=f"time every {what} this many times, round-robin, and keep the fastest round (the median "
-                        f"round with --statistic median) so a slow spell spoils one round, not the figure "
+                   help=f"time every {what} this many times, round-robin; the figure is the median of the rounds, "
+                        f"each divided by the machine's speed at that moment (measured by the measurements just "
+                        f"before and after it), so the machine's changes of speed cancel "
                         f"(default: {default}{CPU_ROUNDS} on CPU, {CUDA_ROUNDS} on CUDA)")
 
 
@@ -64,9 +65,10 @@ def contention_args(p: argparse.ArgumentParser) -> None:
                    help=f"measure again when other processes used more than this share of the CPUs (default "
                         f"{MAX_OTHER_CPU:g}; negative: never)")
     p.add_argument("--retries", type=int, default=RETRIES, help="measurements again at most, per part or network")
-    p.add_argument("--canary", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--canary", action=argparse.BooleanOptionalAction, default=False,
                    help="CPU: time a small fixed workload after each measurement and measure again while the "
-                        "machine itself runs slow (a VM's host slowing every core, which no process shows)")
+                        "machine itself runs slow (off by default: the rounds' speed normalisation divides the "
+                        "machine's speed out instead, docs/LATENCY.md)")
 
 
 def contention(args: argparse.Namespace) -> dict[str, Any]:

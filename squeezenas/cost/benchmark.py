@@ -25,7 +25,7 @@ from squeezenas.cost.timing.config import BACKENDS, TimingConfig, check_availabl
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, cpu_load, measure_guarded,
                                                  warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
-from squeezenas.cost.timing.rounds import combine_rounds
+from squeezenas.cost.timing.rounds import combine_all
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import measure
 from squeezenas.models.resolve import resolve_model
@@ -47,7 +47,7 @@ def benchmark(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     rounds: int | None = None,
-    canary: bool | SpeedCanary = True,
+    canary: bool | SpeedCanary = False,
     wait_budget: WaitBudget | None = None,
 ) -> dict[str, Any]:
     """Latency of ``model`` (zoo name, genotype file, checkpoint, module, or a file ``squeezenas export`` wrote:
@@ -71,7 +71,7 @@ def benchmark(
 
 
 def benchmark_fresh(models: list[Genotype | str | Path], size: tuple[int, int], config: TimingConfig, *,
-                    num_classes: int | None = None, canary: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+                    num_classes: int | None = None, canary: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
     """``benchmark_all`` of the networks (genotypes, zoo names or files, built with ``num_classes``) in a new
     Python process (spawned, as ``squeezenas bench`` runs; ended by the kernel if this one is killed).
 
@@ -114,7 +114,7 @@ def benchmark_all(models: list[Genotype | str | Path | nn.Module], size: tuple[i
 def _benchmark_round_robin(models: list[Any], size: tuple[int, int] | None, config: TimingConfig | None, *,
                            names: list[str | None], num_classes: int | None = None, memory: bool = True,
                            max_other_cpu: float | None = MAX_OTHER_CPU, retries: int = RETRIES,
-                           rounds: int | None = None, canary: bool | SpeedCanary = True,
+                           rounds: int | None = None, canary: bool | SpeedCanary = False,
                            wait_budget: WaitBudget | None = None) -> list[dict[str, Any]]:
     """What ``benchmark`` describes, for each of ``models``: every round times each network once, in order."""
     config = (config or TimingConfig()).resolved()
@@ -140,13 +140,14 @@ def _benchmark_round_robin(models: list[Any], size: tuple[int, int] | None, conf
             for k, n in enumerate(nets):
                 g = measure_guarded(measure, lambda k=k: target(k), (3, *n["size"]), config, max_other_cpu, retries,
                                     canary=probe, budget=wait_budget)
-                measured[k].append({**g.timing.statistics(), **g.record()})
+                measured[k].append({**g.timing.statistics(), **g.record(), "at": time.time()})
                 timings[k] = g.timing
         memory_use = [peak_memory(target(k), n["size"], config) if memory else
                       {"peak_memory_mb": None, "memory_kind": None} for k, n in enumerate(nets)]
     stat = stat_key(config.statistic)
-    return [_result(n, combine_rounds(m, stat), stat, rounds, config, t, load) | mem
-            for n, m, t, mem in zip(nets, measured, timings, memory_use)]
+    combined = combine_all({str(k): m for k, m in enumerate(measured)}, stat)
+    return [_result(n, combined[str(k)], stat, rounds, config, t, load) | mem
+            for k, (n, t, mem) in enumerate(zip(nets, timings, memory_use))]
 
 
 def _prepare(model: Any, size: tuple[int, int] | None, config: TimingConfig, num_classes: int | None,
@@ -173,7 +174,7 @@ def _result(net: dict[str, Any], m: dict[str, Any], stat: str, rounds: int, conf
         "input_size": list(net["size"]), "batch": config.batch, "statistic": config.statistic,
         "latency_ms": m[stat],
         **{k: m[k] for k in ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "min_ms", "repeats", "calls_per_repeat")},
-        "rounds": rounds, "round_values": m.get("round_values", [m[stat]]),
+        "rounds": rounds, "round_values": m.get("round_values", [m[stat]]), "round_speeds": m.get("round_speeds"),
         "gmacs": gmacs, "gmac_per_s": None if gmacs is None else gmacs * config.batch / (m[stat] / 1e3),
         "backend": config.backend, "device": config.device, "dtype": config.dtype,
         "channels_last": config.channels_last, "threads": t.threads,

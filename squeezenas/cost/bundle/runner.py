@@ -38,7 +38,7 @@ import numpy as np
 RESULTS_FORMAT = "squeezenas latency bundle results"
 SAMPLE_TARGET_S = 1e-4  # a sample lasts at least this long: perf_counter/event overhead stays well below 1%
 MAX_CALLS_PER_SAMPLE = 1000
-ROUNDS = 4  # round-robin rounds of every model: squeezenas' CPU default (its timing config imports it)
+ROUNDS = 4  # round-robin rounds of every model; the fastest round is kept
 
 
 def cpu_model() -> str:

@@ -19,7 +19,7 @@ from squeezenas.cost.timing.config import TimingConfig, check_available, default
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
-from squeezenas.cost.timing.rounds import combine_rounds
+from squeezenas.cost.timing.rounds import combine_all, combine_rounds, rounds_combined
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.space.macro import MacroArch, get_space
@@ -124,7 +124,7 @@ def build_lut(
     checkpoint_every: int = 1,
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
-    canary: bool = True,
+    canary: bool = False,
     wait_budget_s: float = 300.0,
     context: str | None = None,
     rounds: int | None = None,
@@ -145,11 +145,12 @@ def build_lut(
     records the canary's ``canary_ratio``).
     ``context`` is ``plan_lut``'s (default: the backend's, "adapter" for the runtimes that run an artefact).
 
-    ``rounds`` (default: 4 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is timed that many times, round-robin over all parts (so a part's rounds lie
-    minutes apart), and its entry is the round with the median value of the table's statistic — or, for the
-    min, the fastest round (``combine_rounds``; ``round_values`` lists them all): a machine whose speed wanders
-    for seconds at a time (a busy host, frequency changes) then spoils one round, not the entry. A resumed build
-    with more rounds adds rounds to what it has.
+    ``rounds`` (default: 16 on CPU, 1 on CUDA, ``default_rounds``; recorded in ``meta["rounds"]``): every part is
+    timed that many times, round-robin over all parts (so a part's rounds lie minutes apart), each round recording
+    when it was taken; its entry is the median of its rounds' values of the table's statistic, each divided by the
+    machine's speed at that moment (``combine_all``, ``speed_factors``: the machine's speed changes every few
+    seconds, and the measurements around a round show by how much; ``round_values`` and ``round_speeds`` list
+    them; ``meta["rounds_combined"]`` says so). A resumed build with more rounds adds rounds to what it has.
 
     An ``out`` that already holds a calibrated table is not replaced unless ``force`` (its calibration, fitted by
     ``lut check --calibrate``, would be lost); a build into an ``out`` that another build is writing is refused.
@@ -198,15 +199,16 @@ def build_lut(
                 build = lambda: targets.get(part.key, lambda: part.build(config.channels_last), part.input_shape)
                 g = measure_guarded(measure_fn, build, part.input_shape, config, max_other_cpu, retries,
                                     canary=probe, budget=budget)
-                measured.setdefault(part.key, []).append({**g.timing.statistics(), **g.record()})
+                measured.setdefault(part.key, []).append({**g.timing.statistics(), **g.record(), "at": time.time()})
                 bar.update(1)
                 done += 1
                 if done % checkpoint_every == 0:
                     checkpoint()
         checkpoint()
-        entries = {k: combine_rounds(v[:rounds], stat_key(config.statistic)) for k, v in measured.items()}
+        entries = combine_all({k: v[:rounds] for k, v in measured.items()}, stat_key(config.statistic))
         table = assemble_table(plan, entries, fingerprint, time.perf_counter() - start)
         table.meta["rounds"] = rounds
+        table.meta["rounds_combined"] = rounds_combined(entries.values(), config.statistic)
         table.meta["load_average"] = {"start": load_start, "end": cpu_load()}
         table.meta["contention"] = contention_summary(list(table.meta["entries"].items()), max_other_cpu)
         if out is not None:

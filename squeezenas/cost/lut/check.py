@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,7 +18,7 @@ from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
-from squeezenas.cost.timing.rounds import combine_rounds
+from squeezenas.cost.timing.rounds import combine_all
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.models.builder import build_model
@@ -106,7 +107,7 @@ def check_lut(
     max_other_cpu: float | None = MAX_OTHER_CPU,
     retries: int = RETRIES,
     rounds: int | None = None,
-    canary: bool = True,
+    canary: bool = False,
     wait_budget_s: float = 120.0,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range and the whole skip ratio
@@ -149,20 +150,22 @@ def check_lut(
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
                 g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe,
                                     budget=budget)
-                per_net[k].append({**g.timing.statistics(), **g.record()})
+                per_net[k].append({**g.timing.statistics(), **g.record(), "at": time.time()})
                 bar.update(1)
     bar.close()
     stat = stat_key(config.statistic)
     skip = [parse_op(c).is_skip for c in table.candidates]
-    for k, ((r, s, geno), measured) in enumerate(zip(nets, per_net)):
-        m = combine_rounds(measured, stat)
+    combined = combine_all({str(k): m for k, m in enumerate(per_net)}, stat)
+    for k, (r, s, geno) in enumerate(nets):
+        m = combined[str(k)]
         skipped = sum(skip[table.candidates.index(op)] for op in geno.ops) / len(geno.ops)
         rows.append({"index": k, "mix_ratio": round(r, 4), "skip_ratio": round(s, 4), "skip_fraction": skipped,
                      "genotype": list(geno.ops),
                      "predicted_ms": table.predict(geno), "measured_ms": m[stat], "iqr_ms": m["iqr_ms"],
                      "repeats": m["repeats"], "rounds": rounds, "other_cpu": m["other_cpu"], "attempts": m["attempts"],
                      "canary_ratio": m.get("canary_ratio"),
-                     **({"round_medians": m["round_medians"], "round_values": m["round_values"]} if rounds > 1 else {})})
+                     **({k: m[k] for k in ("round_medians", "round_values", "round_speeds") if k in m} if rounds > 1
+                        else {})})
     macs = mac_table(table.macro, table.input_size, num_classes)
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
@@ -173,7 +176,9 @@ def check_lut(
               "table_contention": table.meta.get("contention"),
               **evaluate_predictions(table, rows),
               # how far the networks' own figures move between rounds (what a ±5% share can rest on)
-              "repeatability": repeatability([r.get("round_values", []) for r in rows]),
+              "repeatability": repeatability([[v / f for v, f in zip(r["round_values"], r.get("round_speeds") or
+                                                                      [1.0] * len(r["round_values"]))]
+                                              for r in rows if "round_values" in r]),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}

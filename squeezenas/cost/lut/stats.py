@@ -82,12 +82,13 @@ def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict
 
 
 def repeatability(round_values: Sequence[Sequence[float]]) -> dict[str, float] | None:
-    """How far each network's figure moves when it is timed again: the gap (%) between its fastest and
-    second-fastest round (with the CPU default ``--statistic min`` the figure is the fastest round). The figure of
-    a network whose gap exceeds 5% might have come out more than 5% apart in another check, so a ±5% share above
-    ``within_5pct`` (the share of networks whose gap is at most 5%) rests partly on luck. None with fewer than
-    two rounds."""
-    gaps = np.array([sorted(v)[1] / min(v) - 1 for v in round_values if len(v) > 1]) * 100
+    """How far each network's figure moves when it is timed again: the gap (%) between the medians of its odd and
+    of its even rounds (pass the rounds speed-normalised, as the figure is; with two rounds, the gap between them).
+    The figure of a network whose gap exceeds 5% might have come out more than 5% apart in another check, so a ±5%
+    share above ``within_5pct`` (the share of networks whose gap is at most 5%) rests partly on luck. None with
+    fewer than two rounds."""
+    halves = [(float(np.median(v[0::2])), float(np.median(v[1::2]))) for v in round_values if len(v) > 1]
+    gaps = np.array([max(a, b) / min(a, b) - 1 for a, b in halves]) * 100
     if not len(gaps):
         return None
     return {"n": len(gaps), "median_round_gap_pct": float(np.median(gaps)), "max_round_gap_pct": float(np.max(gaps)),

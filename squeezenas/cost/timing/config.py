@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 import torch
 
-from squeezenas.cost.bundle.runner import ROUNDS
 from squeezenas.cost.timing.onnx import EXPORTERS
 from squeezenas.utils.config import ConfigError, from_dict, to_dict
 from squeezenas.utils.registry import Registry, unknown_name_message
@@ -21,9 +20,11 @@ DEVICES = ("cpu", "cuda")
 # (docs/LATENCY.md). On CUDA the default is the median (kernels timed by events; clocks, not neighbours, vary).
 STATISTICS = ("median", "min", "p10")
 # Round-robin rounds of every part and network (lut build/check, bench) by default: on a CPU each figure is the
-# best (min) or median round of 4, minutes apart, so a slow spell of the machine spoils one round, not the table;
-# 4, not 3: the measured knee at two threads (docs/LATENCY.md, bench/lut_rounds.py).
-CPU_ROUNDS = ROUNDS  # written once, in the bundle's runner (a board times its bundle the same way)
+# speed-normalised median of 16 short rounds (0.1 s each, ``min_run_time``): this VM's speed changes every few
+# seconds by up to 1.6x, and many short rounds, each divided by the speed measured around it, cancel that where 4
+# long rounds' fastest did not (docs/LATENCY.md, bench/paired_reference.py, cost/timing/rounds.py). A board's
+# bundle keeps its runner's own ROUNDS (4, the fastest round): it does not record when each round was taken.
+CPU_ROUNDS = 16
 CUDA_ROUNDS = 1
 # The statistics of one measurement, as ``Timing`` holds them and a latency-table entry keeps them.
 STAT_FIELDS = ("median_ms", "iqr_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "repeats", "calls_per_repeat")
@@ -46,7 +47,7 @@ class TimingConfig:
     # pool); None: torch's current count, what a deployment on this machine uses (its physical cores)
     batch: int = 1  # batch size N of the timed input
     warmup: int = 10  # untimed calls first (allocator, caches, cuDNN autotuning); cut short for slow modules
-    min_run_time: float = 0.5  # seconds of sampling at least (together with min_repeats)
+    min_run_time: float = 0.1  # seconds of sampling at least (together with min_repeats), per round
     max_run_time: float = 10.0  # seconds after which sampling stops, even below min_repeats
     min_repeats: int = 10  # samples at least, unless max_run_time is reached first
     max_repeats: int = 10_000  # samples at most

@@ -29,9 +29,12 @@ def test_warm_up_is_cut_short_for_slow_models():
 
 
 def test_runner_defaults_are_the_timers():
-    """The runner cannot import squeezenas: its timing defaults are TimingConfig's by this test."""
-    from squeezenas.cost.timing import TimingConfig
+    """The runner cannot import squeezenas: its timing defaults are TimingConfig's by this test, except the
+    rounds: a bundle times 4 longer rounds (0.5 s) and keeps the fastest, as its results record no times for the
+    speed normalisation of 16 short ones (cost/timing/rounds.py)."""
+    from squeezenas.cost.timing import CPU_ROUNDS, TimingConfig
 
     args, config = runner.parser().parse_args([]), TimingConfig()
-    for name in ("warmup", "min_run_time", "max_run_time", "min_repeats", "max_repeats"):
+    for name in ("warmup", "max_run_time", "min_repeats", "max_repeats"):
         assert getattr(args, name) == getattr(config, name), name
+    assert (args.rounds, args.min_run_time) == (4, 0.5) and CPU_ROUNDS * config.min_run_time == 1.6

@@ -187,7 +187,7 @@ def test_real_canary_in_a_table_build(monkeypatch):
     """The real workload runs; a build with the canary on records each entry's ratio and the worst one."""
     monkeypatch.setenv("SQUEEZENAS_CANARY", "1")
     table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), max_other_cpu=None,
-                      retries=0, **ONE)
+                      retries=0, canary=True, **ONE)
     ratios = [e["canary_ratio"] for e in table.meta["entries"].values()]
     assert ratios and all(r > 0 for r in ratios)
     assert table.meta["contention"]["worst_canary_ratio"] == max(ratios)
@@ -270,18 +270,21 @@ def test_statistic_rounds_and_bad_name():
         TimingConfig(statistic="mode")
 
 
-def test_defaults_on_a_cpu_are_the_min_of_four_rounds():
-    """With no statistic or rounds asked for, a CPU table keeps the fastest call of 4 round-robin rounds and
-    records both; the check times its networks the same way (the table's rounds)."""
+def test_defaults_on_a_cpu_are_the_normalised_median_of_sixteen_rounds():
+    """With no statistic or rounds asked for, a CPU table keeps the fastest call of each of 16 round-robin rounds
+    of 0.1 s and the speed-normalised median of the rounds, and records all three; the check times its networks
+    the same way (the table's rounds)."""
     timer = FakeTimer()
     config = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3)
     assert config.statistic is None and config.resolved().statistic == "min"
     table = build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=timer)
     n_parts = len(table.meta["entries"])
-    assert len(timer.calls) == 4 * n_parts and table.meta["rounds"] == 4
+    assert len(timer.calls) == 16 * n_parts and table.meta["rounds"] == 16
     assert table.meta["timing"]["statistic"] == "min" and table.meta["timing"]["threads"] == 1
+    assert TimingConfig().min_run_time == 0.1 and table.meta["rounds_combined"] == "speed-normalised median of"
     stem = table.meta["entries"][table.meta["fixed_keys"]["stem"]]
-    assert table.fixed["stem"] == stem["min_ms"] == min(stem["round_values"])
+    normalised = sorted(v / f for v, f in zip(stem["round_values"], stem["round_speeds"]))
+    assert table.fixed["stem"] == stem["min_ms"] == pytest.approx((normalised[7] + normalised[8]) / 2)
     calls = []
 
     def network_timer(model, shape, config):
@@ -289,7 +292,7 @@ def test_defaults_on_a_cpu_are_the_min_of_four_rounds():
         return fake_timing(table.predict(model.genotype) / 0.9, shape, config)
 
     report = check_lut(table, samples=3, progress=False, measure_fn=network_timer)
-    assert calls == ["min"] * 12 and report["rounds"] == 4 and report["statistic"] == "min"
+    assert calls == ["min"] * 48 and report["rounds"] == 16 and report["statistic"] == "min"
     from squeezenas.cost.timing import default_rounds, default_statistic
 
     assert default_statistic("cuda") == "median" and default_rounds(TimingConfig(device="cuda")) == 1

@@ -146,8 +146,8 @@ def test_calibrate_refuses_a_report_of_another_table(tmp_path, change, pattern):
 
 
 def test_check_reports_how_far_the_rounds_repeat(capsys):
-    """Every network's second round 20% slower than its first: the figures (the fastest) stay right, and the
-    report and its printout say that the measurements do not repeat within 5%."""
+    """Every network's second round 20% slower than its first: the figures (the median of the two, one scale
+    for all) calibrate right, and the report and its printout say that the measurements do not repeat."""
     from squeezenas.cli.lut import print_report
 
     table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
@@ -160,10 +160,11 @@ def test_check_reports_how_far_the_rounds_repeat(capsys):
     report = check_lut(table, samples=4, rounds=2, progress=False, measure_fn=network_timer)
     assert report["repeatability"]["within_5pct"] == 0.0
     assert report["repeatability"]["median_round_gap_pct"] == pytest.approx(20.0)
-    assert report["calibrated"]["within_5pct"] == 1.0  # the fastest round is the figure
+    assert report["calibrated"]["within_5pct"] == 1.0
     print_report(report)
     out = capsys.readouterr().out
-    assert "rounds agree within 5% for 0% of the networks" in out and "do not repeat within 5%" in out
+    assert "the odd and the even rounds agree within 5% for 0% and within 10% for 0% of the networks" in out
+    assert "do not repeat within 5%" in out
     one = check_lut(table, samples=4, progress=False, measure_fn=network_timer)  # one round: nothing to compare
     assert one["repeatability"] is None
     calls.clear()
@@ -172,4 +173,5 @@ def test_check_reports_how_far_the_rounds_repeat(capsys):
     assert steady["repeatability"]["within_5pct"] == 1.0
     print_report(steady)
     out = capsys.readouterr().out
-    assert "rounds agree within 5% for 100% of the networks" in out and "do not repeat" not in out
+    assert "rounds agree within 5% for 100% and within 10% for 100% of the networks" in out
+    assert "do not repeat" not in out
