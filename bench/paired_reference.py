@@ -153,7 +153,25 @@ def summarise(result: dict) -> dict:
     if refs:
         out["reference_ms"] = {"min": min(refs), "median": statistics.median(refs), "max": max(refs)}
     out["estimators"] = estimator_shares(result)
+    out["rounds"] = round_speeds(result)
+    if refs:
+        gap = lambda a, b: abs(a / b - 1)  # noqa: E731
+        out["reference_gaps"] = {
+            # the reference's readings right before and right after one network
+            "around_a_network": statistics.median(gap(b, a) for r in rows
+                                                  for b, a in zip(r["ref_before_ms"], r["ref_after_ms"])),
+            # the reading after one network and the one before the next: back to back
+            "back_to_back": statistics.median(gap(a, b) for r, nxt in zip(rows, rows[1:])
+                                              for a, b in zip(r["ref_after_ms"], nxt["ref_before_ms"]))}
     return out
+
+
+def round_speeds(result: dict) -> dict[str, list[float]]:
+    """Per round: the networks' median value over their own fastest round, and the share within 3% of it."""
+    rows = result["rows"]
+    rel = [[v / min(r["net_ms"]) for r in rows for v in [r["net_ms"][i]]] for i in range(result["rounds"])]
+    return {"median_over_fastest": [statistics.median(x) for x in rel],
+            "share_within_3pct_of_fastest": [sum(v <= 1.03 for v in x) / len(x) for x in rel]}
 
 
 def report(result: dict, summary: dict) -> str:
@@ -177,6 +195,16 @@ def report(result: dict, summary: dict) -> str:
     lines += ["", f"One figure from each half ({result['rounds'] // 2} rounds), share of networks whose two figures "
               "agree within 5% (one common scale):", "", "| figure from rounds | halves within 5% |", "|---|---|"]
     lines += [f"| {name} | {share:.0%} |" for name, share in summary["estimators"].items()]
+    r = summary["rounds"]
+    lines += ["", "Per round, the networks' median time over their own fastest round: "
+              + " ".join(f"{v:.2f}" for v in r["median_over_fastest"]),
+              "", "Per round, the share of networks within 3% of their fastest round: "
+              + " ".join(f"{v:.0%}" for v in r["share_within_3pct_of_fastest"])]
+    if "reference_gaps" in summary:
+        g = summary["reference_gaps"]
+        lines += ["", f"Reference readings, median gap: right before and right after one network "
+                  f"{g['around_a_network']:.1%}; back to back (after one network, before the next) "
+                  f"{g['back_to_back']:.1%}"]
     return "\n".join(lines) + "\n"
 
 

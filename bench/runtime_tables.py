@@ -55,8 +55,9 @@ def summary(folder: Path) -> str:
     lines += ["", f"Goal: ≥ {GOAL_WITHIN_5:.0%} of the networks within ±5% (calibrated, each network held out of its "
                   f"own fit) and raw Kendall τ ≥ {GOAL_TAU}. Settings: every table and check with the default flags "
                   "(statistic and rounds as recorded in each table's meta.timing / meta.rounds). Rounds repeat "
-                  "within 5%: the share of check networks whose fastest and second-fastest rounds are within 5% (the "
-                  "check's own repeatability; a ±5% share above it rests partly on luck)."]
+                  "within 5%: the check's own repeatability, the share of its networks whose medians of the odd and of "
+                  "the even speed-normalised rounds agree within 5% (checks that kept the fastest round: whose "
+                  "fastest two rounds do); a ±5% share above it rests partly on luck."]
     return "\n".join(lines)
 
 
