@@ -3,7 +3,8 @@
 NAME is a zoo network, a genotype file (.json/.yaml), a checkpoint, or a file written by `squeezenas export`
 (.onnx, OpenVINO .xml, ExecuTorch .pte: timed as it is with its runtime's --backend, the exact file you deploy).
 Timed with the same procedure (and the same settings, if you pass them) as a latency table, so `bench` and
-`lut check` agree by construction: on a CPU, the fastest call of 4 round-robin rounds by default.
+`lut check` agree by construction: on a CPU, 16 short round-robin rounds (the fastest call of each), their
+median after dividing each by the machine's speed at that moment, by default.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     spread = f"IQR {r['iqr_ms']:.3f}, p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f}"
     if r["statistic"] != "median":
         spread = f"median {r['median_ms']:.3f}, {spread}"
-    rounds = f", {r['rounds']} rounds" if r["rounds"] > 1 else ""
+    rounds = "" if r["rounds"] == 1 else (f", speed-normalised median of {r['rounds']} rounds" if r.get("round_speeds")
+                                           else f", {r['rounds']} rounds")
     print(f"  {r['latency_ms']:.3f} ms {r['statistic']} ({spread}; {r['repeats']} samples x {r['calls_per_repeat']}"
           f"{rounds})")
     if r["gmacs"] is not None:

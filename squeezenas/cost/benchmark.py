@@ -57,8 +57,9 @@ def benchmark(
     A file is timed as it is, with its runtime's backend only; its GMACs are not known (None). Returns the
     config's statistic (``latency_ms``) and median/IQR/p10/p90/min (ms), repeats, GMACs (SPEC convention) and
     GMAC/s at that latency, peak memory (see ``peak_memory``), the timing settings and this machine's
-    fingerprint. The network is timed ``rounds`` times (default 4 on CPU, 1 on CUDA) and the fastest round
-    kept for the min, the median round otherwise (``combine_rounds``). Each measurement is repeated (``retries``
+    fingerprint. The network is timed ``rounds`` times (default 16 on CPU, 1 on CUDA), and its figure is the
+    median of the rounds, each divided by the machine's speed at that moment (``combine_all``; ``round_values``
+    and ``round_speeds`` list them). Each measurement is repeated (``retries``
     times at most) while other processes use more than ``max_other_cpu`` of the CPUs (``measure_guarded``);
     ``other_cpu`` records their worst share during the kept rounds; with ``canary`` (CPU only) also while the
     machine itself runs slow (``SpeedCanary``, or the one given, shared by several benchmarks; ``canary_ratio``

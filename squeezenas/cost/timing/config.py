@@ -115,7 +115,7 @@ def default_statistic(device: str) -> str:
 
 
 def default_rounds(config: TimingConfig) -> int:
-    """Round-robin rounds of every part and network when none are asked for: 4 on CPU, 1 on CUDA."""
+    """Round-robin rounds of every part and network when none are asked for: 16 on CPU, 1 on CUDA."""
     return CUDA_ROUNDS if config.device == "cuda" else CPU_ROUNDS
 
 
