@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +176,12 @@ def retrain_config(cfg: DemoConfig, out: Path) -> TrainConfig:
 
 
 def measure_latency(genotype: Genotype, table: CostTable, cfg: DemoConfig, timing: TimingConfig) -> dict[str, float]:
-    """5. The chosen network timed end to end with the table's settings, next to the table's prediction, in a
-    new process (``benchmark_fresh``: not in the one that searched and trained)."""
-    once = replace(timing.resolved(), min_run_time=max(1.0, timing.min_run_time))  # this process's threads
-    t, = benchmark_fresh([genotype], tuple(cfg.size), once,
-                         num_classes=table.meta.get("num_classes", 19), canary=False, memory=False, rounds=1,
-                         max_other_cpu=None)
+    """5. The chosen network timed end to end as the table's check timed its networks (its settings, rounds and
+    their speed-normalised median: the calibrated prediction is in those terms), next to the table's prediction,
+    in a new process (``benchmark_fresh``: not in the one that searched and trained)."""
+    t, = benchmark_fresh([genotype], tuple(cfg.size), timing.resolved(),  # resolved: this process's threads
+                         num_classes=table.meta.get("num_classes", 19), canary=False, memory=False,
+                         rounds=cfg.lut_rounds, max_other_cpu=None)
     return {"measured_ms": t[stat_key(timing.statistic)], "statistic": timing.statistic, "process": "fresh",
             "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"],
             "predicted_ms": table.predict(genotype, calibrated=True), "predicted_raw_ms": table.predict(genotype)}
