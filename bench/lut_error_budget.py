@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from squeezenas.cost.lut import leave_one_out, repeatability
+from squeezenas.cost.timing.rounds import normalised_rounds
 
 
 def _loo(features: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -42,8 +43,7 @@ def round_gaps(rows: list[dict]) -> dict | None:
     odd and even speed-normalised rounds (checks with ``round_speeds``), else, for checks that kept the fastest
     round, the gap between the fastest and the second-fastest round."""
     if any("round_speeds" in r for r in rows):
-        return repeatability([[v / f for v, f in zip(r["round_values"], r["round_speeds"])] for r in rows
-                              if "round_speeds" in r])
+        return repeatability([normalised_rounds(r) for r in rows if "round_speeds" in r])
     gaps = np.array([sorted(v)[1] / min(v) - 1 for r in rows if len(v := r.get("round_values", [])) > 1]) * 100
     if not len(gaps):
         return None

@@ -18,7 +18,7 @@ from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
-from squeezenas.cost.timing.rounds import combine_all
+from squeezenas.cost.timing.rounds import combine_all, normalised_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.models.builder import build_model
@@ -176,9 +176,7 @@ def check_lut(
               "table_contention": table.meta.get("contention"),
               **evaluate_predictions(table, rows),
               # how far the networks' own figures move between rounds (what a ±5% share can rest on)
-              "repeatability": repeatability([[v / f for v, f in zip(r["round_values"], r.get("round_speeds") or
-                                                                      [1.0] * len(r["round_values"]))]
-                                              for r in rows if "round_values" in r]),
+              "repeatability": repeatability([normalised_rounds(r) for r in rows]),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}

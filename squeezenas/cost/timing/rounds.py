@@ -68,6 +68,12 @@ def combine_rounds(rounds: Sequence[dict], key: str = "median_ms", factors: Sequ
             "attempts": sum(d.get("attempts", 1) for d in rounds)}
 
 
+def normalised_rounds(entry: dict) -> list[float]:
+    """An entry's round values each divided by its round's speed factor (as is, for an entry without them)."""
+    values = entry.get("round_values", [])
+    return [v / f for v, f in zip(values, entry.get("round_speeds") or [1.0] * len(values))]
+
+
 def combine_all(measured: Mapping[str, Sequence[dict]], key: str, normalise: bool = True) -> dict[str, dict]:
     """``combine_rounds`` of every item, speed-normalised (``speed_factors``) when ``normalise`` and the rounds
     record when they were taken."""
