@@ -104,14 +104,18 @@ def fastest_two_within(values: list[float], tol: float = 0.05) -> bool:
     return b / a - 1 <= tol
 
 
+def agree_share(first: list[float], second: list[float], tol: float = 0.05) -> float:
+    """Share of items whose two figures agree within ``tol`` after one common scale (their median ratio)."""
+    scale = statistics.median(b / a for a, b in zip(first, second))
+    return sum(abs(b / (a * scale) - 1) <= tol for a, b in zip(first, second)) / len(first)
+
+
 def halves_share(series: list[list[float]], tol: float = 0.05, k: int | None = None) -> float:
-    """Share of items whose best of the first half of the rounds and best of the second agree within ``tol``
-    after one common scale (the median ratio of the two halves); ``k``: only the first k rounds of each half."""
+    """``agree_share`` of each item's best of the first half of the rounds and best of the second; ``k``: only the
+    first k rounds of each half."""
     h = len(series[0]) // 2
     k = k or h
-    first, second = [min(s[:k]) for s in series], [min(s[h:h + k]) for s in series]
-    scale = statistics.median(b / a for a, b in zip(first, second))
-    return sum(abs(b / (a * scale) - 1) <= tol for a, b in zip(first, second)) / len(series)
+    return agree_share([min(s[:k]) for s in series], [min(s[h:h + k]) for s in series], tol)
 
 
 def estimator_shares(result: dict, tol: float = 0.05) -> dict[str, float]:
@@ -131,11 +135,7 @@ def estimator_shares(result: dict, tol: float = 0.05) -> dict[str, float]:
                 "speed-normalised median": [normalised[str(k)]["min_ms"] for k in range(n)]}
 
     first, second = figures(0, half), figures(half, 2 * half)
-    out = {}
-    for name in first:
-        scale = statistics.median(b / a for a, b in zip(first[name], second[name]))
-        out[name] = sum(abs(b / (a * scale) - 1) <= tol for a, b in zip(first[name], second[name])) / n
-    return out
+    return {name: agree_share(first[name], second[name], tol) for name in first}
 
 
 def summarise(result: dict) -> dict:

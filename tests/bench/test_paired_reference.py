@@ -28,8 +28,8 @@ def test_the_normalised_median_repeats_where_the_fastest_round_does_not():
     shares = pr.estimator_shares(_result(32))
     assert shares["speed-normalised median"] == 1.0
     assert set(shares) == {"fastest round", "median round", "speed-normalised median"}
-    few = pr.estimator_shares(_result(2))  # one round per half: nothing to normalise against but the others
-    assert 0 <= few["fastest round"] <= 1
+    four = pr.estimator_shares(_result(8))  # four rounds per half: some networks never catch a fast stretch
+    assert four["speed-normalised median"] == 1.0 > four["fastest round"]
 
 
 def test_summary_and_report_without_a_reference():
