@@ -26,8 +26,7 @@ Identical (op, shape) pairs are timed once: every part has a canonical key of ev
 each key to its statistics (median, spread, repeats).
 """
 
-from squeezenas.cost.lut.build import (LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, combine_rounds,
-                                       partial_path, shifted_rows)
+from squeezenas.cost.lut.build import LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, partial_path, shifted_rows
 from squeezenas.cost.lut.check import (SpanningNet, calibrate_from_report, calibrate_lut_file, check_lut,
                                        check_lut_file, evaluate_predictions, spanning_genotypes)
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
@@ -37,6 +36,7 @@ from squeezenas.cost.lut.stats import (error_summary, fit_calibration, kendall_t
                                        spearman)
 # Measuring under contention and what is timed live in cost.timing; kept importable from here as before.
 from squeezenas.cost.timing.contention import CpuMonitor, contention_summary, cpu_load, measure_guarded, warn_if_busy
+from squeezenas.cost.timing.rounds import combine_rounds
 from squeezenas.cost.timing.targets import TimingTargets
 
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "LutPlan", "PARTIAL_SUFFIX",

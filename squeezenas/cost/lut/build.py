@@ -19,7 +19,7 @@ from squeezenas.cost.timing.config import TimingConfig, check_available, default
 from squeezenas.cost.timing.contention import (MAX_OTHER_CPU, RETRIES, WaitBudget, contention_summary, cpu_load,
                                                measure_guarded, warn_if_busy)
 from squeezenas.cost.timing.device import device_fingerprint
-from squeezenas.cost.timing.rounds import combine_all, combine_rounds, rounds_combined
+from squeezenas.cost.timing.rounds import combine_all, rounds_combined
 from squeezenas.cost.timing.targets import TimingTargets
 from squeezenas.cost.timing.timer import MeasureFn, measure
 from squeezenas.space.macro import MacroArch, get_space
