@@ -97,6 +97,11 @@ class RuntimeBackend:
         """The runtime's version, recorded in a table's device fingerprint."""
         return None
 
+    def torch_threads(self, threads: int) -> int:
+        """torch's intra-op threads while this runtime is timed at ``threads`` threads: the same, unless torch
+        runs inside the timed call and its idle workers would compete with the runtime's own pool."""
+        return threads
+
     def export(self, module: nn.Module, example: torch.Tensor, path: Path, config: TimingConfig) -> Path:
         raise NotImplementedError(f"the {self.name} backend times the PyTorch module itself; it writes no file")
 

@@ -39,6 +39,13 @@ class ExecuTorchBackend(RuntimeBackend):
             return f"device: the executorch backend (XNNPACK) runs on the CPU, got device={config.device!r}"
         return self.float32_in_own_layout(config)  # XNNPACK computes in NHWC inside the delegate
 
+    def torch_threads(self, threads: int) -> int:
+        # the Python bindings hand the outputs back as torch tensors, inside the timed call; with torch's pool at 2
+        # threads as well, its worker competes with XNNPACK's: a call's 90th percentile was 1.6x its median
+        # instead of 1.05x, and a network's fastest call moved 1.45x between rounds instead of 1.27x
+        # (bench/results/lut/torch_threads/). A deployment runs no torch pool beside the runtime.
+        return 1
+
     def require(self) -> ModuleType | None:
         # executorch's import registers enums that torch's pytree logs about, and warns that its bindings are
         # experimental: neither is about the measurement

@@ -60,8 +60,9 @@ def measure(
         tune_cpu_allocator()
     example = make_input(inputs, config)
     threads = config.threads or torch.get_num_threads()
-    with _torch_threads(threads):
-        timed = BACKENDS.get(config.backend).prepare(module_or_fn, example, config, threads)
+    backend = BACKENDS.get(config.backend)
+    with _torch_threads(backend.torch_threads(threads)):
+        timed = backend.prepare(module_or_fn, example, config, threads)
         with torch.inference_mode():
             samples, number = _sample(timed, config)
     return summarise(samples, number, config, threads, tuple(example.shape))

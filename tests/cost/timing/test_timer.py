@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from squeezenas.cost.bundle import runner
-from squeezenas.cost.timing import Timing, TimingConfig, measure
+from squeezenas.cost.timing import BACKENDS, Timing, TimingConfig, measure
 from squeezenas.cost.timing.timer import summarise
 from squeezenas.utils.config import ConfigError
 
@@ -62,6 +62,26 @@ def test_eager_cpu_stats_and_threads_restored() -> None:
 
 def test_threads_none_records_current_count() -> None:
     assert measure(tiny_block(), (8, 8, 8), TimingConfig(**QUICK)).threads == torch.get_num_threads()
+
+
+def test_torch_threads_while_timing_are_the_backends_choice(monkeypatch) -> None:
+    """torch runs at the timed thread count unless the backend asks otherwise (ExecuTorch: one thread, so that
+    torch's pool does not compete with XNNPACK's); the Timing records the runtime's threads either way."""
+    seen: list[int] = []
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return x + 1
+
+    before = torch.get_num_threads()
+    config = TimingConfig(threads=2, **QUICK)
+    assert measure(call, (8, 8, 8), config).threads == 2 and set(seen) == {2}
+    monkeypatch.setattr(BACKENDS.get("eager"), "torch_threads", lambda threads: 1)
+    seen.clear()
+    assert measure(call, (8, 8, 8), config).threads == 2 and set(seen) == {1}
+    assert torch.get_num_threads() == before
+    assert BACKENDS.get("executorch").torch_threads(2) == 1
+    assert all(BACKENDS.get(n).torch_threads(3) == 3 for n in ("cuda_graph", "onnxruntime", "openvino"))
 
 
 def test_caller_module_left_untouched_and_bfloat16_channels_last_on_cpu() -> None:
