@@ -154,6 +154,9 @@ def _open_executorch(path: Path, x: np.ndarray, args: argparse.Namespace) -> Cal
     from executorch.runtime import Runtime
 
     executorch_threads(args.threads)
+    # the bindings return torch tensors inside the call: torch's own pool at one thread, so that it does not
+    # compete with XNNPACK's (as ExecuTorchBackend.torch_threads, squeezenas/cost/timing/et.py)
+    torch.set_num_threads(1)
     program = Runtime.get().load_program(path.read_bytes())
     method = program.load_method("forward")  # needs the program alive: the call below holds both
     inputs = (torch.from_numpy(x),)
