@@ -6,9 +6,10 @@
   squeezenas lut export --space small --size 360 480 --backend executorch --networks 12 --out bundle/
   squeezenas lut import bundle/results.json --out lut.json
 
-Backends: eager, cuda_graph, onnxruntime, openvino, executorch. On a CPU every part and network is timed in 16
-short round-robin rounds (the fastest call of each, --statistic min), and its figure is the median of the rounds
-each divided by the machine's speed at that moment: figures that hold on a noisy machine.
+Backends: eager, cuda_graph, onnxruntime, openvino, executorch. On a CPU every part is timed in 16 short
+round-robin rounds (a check's networks in twice as many; the fastest call of each, --statistic min), and its figure
+is the median of the rounds each divided by the machine's speed at that moment: figures that hold on a noisy
+machine.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="time every candidate at every position and the fixed parts")
     _space_args(b)
     timing_args(b, per="part")
-    b.add_argument("--context", choices=("auto", "alone", "adapter"), default="auto",
-                   help="how ops are timed: alone, or after an adapter whose time is subtracted (auto: adapter for "
-                        "onnxruntime, openvino and executorch, whose layout conversions at a lone op's boundaries do "
-                        "not happen in a network; alone for PyTorch)")
+    b.add_argument("--context", choices=("auto", "alone", "adapter", "layout"), default="auto",
+                   help="how ops are timed: alone, after an adapter whose time is subtracted, or (layout) also after "
+                        "a grouped adapter, the difference kept as a pair term (auto: layout for onnxruntime, which "
+                        "runs grouped convolutions in another layout; adapter for openvino and executorch, whose "
+                        "layout conversions at a lone op's boundaries do not happen in a network; alone for PyTorch)")
     b.add_argument("--out", required=True, type=Path, help="table JSON (a killed build resumes from OUT.partial)")
     b.add_argument("--force", action="store_true", help="replace an OUT that holds a calibrated table")
     _measuring_args(b, "part")
@@ -93,7 +95,7 @@ def _space_args(p: argparse.ArgumentParser) -> None:
 
 def _measuring_args(p: argparse.ArgumentParser, what: str) -> None:
     """Rounds, re-measuring under contention and the progress bar (build and check)."""
-    rounds_arg(p, what, "the table's, else " if what == "network" else "")
+    rounds_arg(p, what, "twice the table's, else twice " if what == "network" else "")
     contention_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

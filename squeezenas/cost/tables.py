@@ -1,6 +1,7 @@
 """Cost tables: the cost of every candidate at every position plus the fixed parts, so that
-predicted(network) = fixed + Σ_positions table[i][op_i]. MAC tables are computed; latency tables are measured
-(cost/lut/) and share this structure."""
+predicted(network) = fixed + Σ_positions table[i][op_i] (+ the pair terms of a runtime whose ops' costs depend on
+the block before them, ``CostTable.pairs``). MAC tables are computed; latency tables are measured (cost/lut/) and
+share this structure."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import build_model
 from squeezenas.space.genotype import Genotype
 from squeezenas.space.macro import MacroArch, get_space
+from squeezenas.space.ops import parse_op
 from squeezenas.utils.io import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -43,6 +45,11 @@ class CostTable:
     table: list[list[float]]
     fixed: dict[str, float]
     meta: dict = field(default_factory=dict)  # device fingerprint, backend, dtype, per-entry spreads, calibration, ...
+    # ``pairs[g][i][j]``: what candidate j at position i costs more (or less) than ``table[i][j]`` when the block
+    # before it ends in a 1×1 convolution of ``g`` groups (identity skips passed over; the stem and other skips
+    # end in one group). A runtime that runs grouped convolutions in another memory layout pays the conversions
+    # at such boundaries (``producer_groups``; docs/LATENCY.md). Empty: costs do not depend on the block before.
+    pairs: dict[int, list[list[float]]] = field(default_factory=dict)
 
     @property
     def space(self) -> str:
@@ -62,7 +69,22 @@ class CostTable:
         self.check_genotype(genotype)
         index = {c: j for j, c in enumerate(self.candidates)}
         raw = self.fixed_total + sum(self.table[i][index[op]] for i, op in enumerate(genotype.ops))
+        raw += self.pair_cost(genotype)
         return self.calibrate(raw) if calibrated else raw
+
+    def pair_cost(self, genotype: Genotype) -> float:
+        """Σ over positions of ``pairs[g][i][op_i]``, g the groups of the block before position i (0 without
+        pairs). The search's expected cost (``matrix``) leaves this term out."""
+        if not self.pairs:
+            return 0.0
+        index = {c: j for j, c in enumerate(self.candidates)}
+        total, before = 0.0, 1
+        for i, (p, op) in enumerate(zip(self.macro.positions(), genotype.ops)):
+            if before in self.pairs:
+                total += self.pairs[before][i][index[op]]
+            if not (op == "skip" and p.is_identity_skip):
+                before = producer_groups(op)
+        return total
 
     @property
     def calibration(self) -> dict | None:
@@ -117,6 +139,7 @@ class CostTable:
             "schema_version": SCHEMA_VERSION, "kind": self.kind, "unit": self.unit, "space": self.space,
             "macro": self.macro.to_dict(), "input_size": list(self.input_size), "candidates": list(self.candidates),
             "fixed": self.fixed, "table": self.table, "meta": self.meta,
+            **({"pairs": {str(g): rows for g, rows in self.pairs.items()}} if self.pairs else {}),
         }
 
     def save(self, path: str | Path) -> None:
@@ -138,12 +161,18 @@ class CostTable:
                 raise CostTableError(f"{where}: 'table' must be a list of rows")
             table = [[_number(v, f"{where}: table[{i}][{j}]") for j, v in enumerate(row)] for i, row in enumerate(rows)]
             fixed = {k: _number(v, f"{where}: fixed[{k!r}]") for k, v in dict(d["fixed"]).items()}
+            pairs = _read_pairs(d.get("pairs", {}), where)
             t = cls(kind=d["kind"], unit=d["unit"], macro=macro, input_size=tuple(d["input_size"]),
-                    candidates=tuple(d["candidates"]), table=table, fixed=fixed, meta=d.get("meta", {}))
+                    candidates=tuple(d["candidates"]), table=table, fixed=fixed, meta=d.get("meta", {}),
+                    pairs=pairs)
         except KeyError as e:
             raise CostTableError(f"{where}: missing field {e.args[0]!r}") from None
+        shape = f"{macro.num_positions} positions × {len(t.candidates)} candidates"
         if len(t.table) != macro.num_positions or any(len(r) != len(t.candidates) for r in t.table):
-            raise CostTableError(f"{where}: table is not {macro.num_positions} positions × {len(t.candidates)} candidates")
+            raise CostTableError(f"{where}: table is not {shape}")
+        for g, rows in t.pairs.items():
+            if len(rows) != macro.num_positions or any(len(r) != len(t.candidates) for r in rows):
+                raise CostTableError(f"{where}: pairs[{str(g)!r}] is not {shape}")
         t.check_values(where)
         return t
 
@@ -159,6 +188,12 @@ class CostTable:
             if not math.isfinite(v) or (v < 0 and k != ADAPTER_CONTEXT) or (v > 0 and k == ADAPTER_CONTEXT):
                 raise CostTableError(f"{where}: fixed[{k!r}] is {v}; costs must be finite and >= 0 "
                                      f"(fixed[{ADAPTER_CONTEXT!r}]: <= 0)")
+        for g, rows in self.pairs.items():
+            for i, row in enumerate(rows):
+                for j, v in enumerate(row):
+                    if not math.isfinite(v):
+                        raise CostTableError(f"{where}: pairs[{str(g)!r}][{i}][{j}] (position {i}, "
+                                             f"{self.candidates[j]}) is {v}; pair terms must be finite")
         context = self.fixed.get(ADAPTER_CONTEXT, 0.0)
         if self.fixed_total - context + sum(map(sum, self.table)) <= 0:
             raise CostTableError(f"{where}: every cost is 0; such a table cannot tell the candidates apart")
@@ -184,6 +219,25 @@ class CostTable:
         except json.JSONDecodeError as e:
             raise CostTableError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(d, where=str(path))
+
+
+def producer_groups(op: str) -> int:
+    """The groups of the 1×1 convolution a candidate ends in (1 for ``skip``, whose shape-changing forms end in
+    ungrouped convolutions): what the block after it sees (``CostTable.pairs``)."""
+    spec = parse_op(op)
+    return 1 if spec.is_skip else spec.groups
+
+
+def _read_pairs(d: object, where: str) -> dict[int, list[list[float]]]:
+    if not isinstance(d, dict) or not all(isinstance(k, str) and k.isdigit() and int(k) > 1 for k in d):
+        raise CostTableError(f"{where}: 'pairs' must map group counts > 1 (as strings) to rows")
+    out = {}
+    for g, rows in d.items():
+        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+            raise CostTableError(f"{where}: pairs[{g!r}] must be a list of rows")
+        out[int(g)] = [[_number(v, f"{where}: pairs[{g!r}][{i}][{j}]") for j, v in enumerate(r)]
+                       for i, r in enumerate(rows)]
+    return out
 
 
 def _number(value: object, where: str) -> float:

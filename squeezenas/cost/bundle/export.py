@@ -97,6 +97,7 @@ def export_bundle(
         "input_size": list(plan.input_size), "num_classes": num_classes, "candidates": list(arch.candidates),
         "runtime": backend,
         "cells": plan.cells, "fixed_keys": plan.fixed, "context": plan.context, "parts": parts, "networks": nets,
+        **({"after_keys": {str(g): k for g, k in plan.after.items()}} if plan.after else {}),
         "seed": seed,
         "exporter": exporter, "torch": torch.__version__, "squeezenas": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -148,7 +149,8 @@ def import_results(results: str | Path, out: str | Path | None = None, *, calibr
     measured = {k: combine_rounds(v if isinstance(v, list) else [v], stat) for k, v in d.get("networks", {}).items()}
     plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]),
                     manifest.get("context", "alone"))
-    if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"]:
+    after = {str(g): k for g, k in plan.after.items()}
+    if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"] or after != manifest.get("after_keys", {}):
         raise LutError(f"{path}: the bundle's parts do not match this squeezenas version's plan of the space; "
                        "export the bundle again with this version")
     missing = [k for k in plan.parts if k not in parts]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from squeezenas.cost.lut.loading import LutError
-from squeezenas.cost.lut.plan import IDENTITY_KEY, LutPlan, Part, plan_lut
+from squeezenas.cost.lut.plan import ADAPTER_CONTEXTS, IDENTITY_KEY, LutPlan, Part, plan_lut
 from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable
 from squeezenas.cost.timing.canary import speed_canary
 from squeezenas.cost.timing.config import TimingConfig, check_available, default_rounds, stat_key
@@ -48,7 +48,7 @@ def place_in_context(cells: list[list[str]], fixed_keys: dict[str, str], value: 
     for row in cells:
         costs = [value(k) for k in row]
         live = [c for k, c in zip(row, costs) if k != IDENTITY_KEY]
-        if context != "adapter" or not live or min(live) >= _RESOLUTION_MS:
+        if context not in ADAPTER_CONTEXTS or not live or min(live) >= _RESOLUTION_MS:
             rows.append(costs)
         elif IDENTITY_KEY in row:
             rows.append([c if k == IDENTITY_KEY else max(_RESOLUTION_MS, c) for k, c in zip(row, costs)])
@@ -264,9 +264,20 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
         "squeezenas": __version__, "build_seconds": round(seconds, 1), "context": plan.context,
         "cells": plan.cells, "fixed_keys": plan.fixed, "entries": entries,
     }
+    if plan.after:
+        meta["after_keys"] = {str(g): keys for g, keys in plan.after.items()}
     table, fixed = place_in_context(plan.cells, plan.fixed, value, plan.context)
     return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
-                     candidates=tuple(plan.macro.candidates), table=table, fixed=fixed, meta=meta)
+                     candidates=tuple(plan.macro.candidates), table=table, fixed=fixed, meta=meta,
+                     pairs=pair_terms(plan, value))
+
+
+def pair_terms(plan: LutPlan, value: Callable[[str], float]) -> dict[int, list[list[float]]]:
+    """``CostTable.pairs`` of a "layout" plan: each op's cost after a grouped adapter minus its cost after the
+    depthwise one (both differences with their adapter's time). Row shifts (``place_in_context``) apply to both
+    contexts alike and do not enter the difference."""
+    return {g: [[value(a) - value(c) for a, c in zip(after_row, row)] for after_row, row in zip(keys, plan.cells)]
+            for g, keys in plan.after.items()}
 
 
 def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:

@@ -27,6 +27,14 @@ from squeezenas.space.ops import parse_op
 from squeezenas.utils.io import atomic_write_json
 
 
+# A check times each network this many times as often as its table timed each part. A prediction sums ~20 parts,
+# whose errors partly cancel; a network's figure is one figure and its noise is the check's alone: with the
+# table's 16 rounds, the odd and even halves of the 360x480 checks agreed within 5% for 71-88% of the networks and
+# eager missed the ±5% goal by two of them (92%); with 32 rounds, 96% and 100% (docs/LATENCY.md). A check times
+# 24 networks, a table ~130 parts: the doubled rounds cost minutes.
+CHECK_ROUNDS_FACTOR = 2
+
+
 class SpanningNet(NamedTuple):
     """One network of a check: its two stratified coordinates and its genotype."""
 
@@ -116,11 +124,11 @@ def check_lut(
 
     The calibrated errors are held-out (leave-one-out): a report always says how good the calibrated table is.
     With ``calibrate``, the fit on all networks is also stored in ``table.meta["calibration"]`` (the caller saves
-    the table). ``rounds`` (default: the table's, else ``default_rounds``), ``measure_fn`` and ``canary``: as in
-    ``build_lut``.
+    the table). ``rounds`` (default: ``CHECK_ROUNDS_FACTOR`` times the table's, else times ``default_rounds``),
+    ``measure_fn`` and ``canary``: as in ``build_lut``.
     """
     config = (config or table_config(table)).resolved()
-    rounds = rounds or table.meta.get("rounds") or default_rounds(config)
+    rounds = rounds or CHECK_ROUNDS_FACTOR * (table.meta.get("rounds") or default_rounds(config))
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if table.kind != "latency":

@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from squeezenas.cost.tables import producer_groups
 from squeezenas.cost.timing.config import BACKENDS, TimingConfig
 from squeezenas.models.blocks import build_op
 from squeezenas.models.builder import Stem, init_weights
@@ -33,15 +34,16 @@ class Part:
     stride: int = 1
     decoder: dict = field(default_factory=dict, hash=False, compare=False)  # decoder parts: name, shapes, classes
     adapter: str = ""  # key of the adapter timed before this op ("adapter" context), whose time is subtracted
+    after: int = 1  # the adapter's groups: 1, the depthwise adapter; g > 1, a 1×1 conv of g groups ("layout")
 
     def build(self, channels_last: bool = False) -> nn.Module:
         """The module to time, initialised as in a network of the space."""
         if self.kind == "op":
             module = build_op(self.op, self.c_in, self.c_out, self.stride)
             if self.adapter:
-                module = nn.Sequential(adapter_conv(self.c_in), module)
+                module = nn.Sequential(adapter_conv(self.c_in, self.after), module)
         elif self.kind == "adapter":
-            module = adapter_conv(self.c_in)
+            module = adapter_conv(self.c_in, self.after)
         elif self.kind == "stem":
             module = Stem(self.c_out)
         elif self.kind == "last_conv":
@@ -57,8 +59,9 @@ class Part:
         return module.eval()
 
 
-def adapter_conv(channels: int) -> nn.Module:
-    """The cheapest convolution (1×1 depthwise) that hands an op its input the way a preceding block would.
+def adapter_conv(channels: int, groups: int = 1) -> nn.Module:
+    """The cheapest convolution (1×1 depthwise) that hands an op its input the way a preceding block would; with
+    ``groups`` > 1, a 1×1 convolution of that many groups, as a block ending in a grouped convolution would.
 
     ONNX Runtime's CPU provider runs convolutions in a blocked layout (NCHWc); a whole network converts to it
     once, after the stem, and back once, at the end, and fuses each residual add into the block's last
@@ -67,16 +70,23 @@ def adapter_conv(channels: int) -> nn.Module:
     ``adapter → op`` and subtracting ``adapter`` alone gives the op's cost in the network's context; what is
     left, output conversions of different shapes, telescopes along the network to a constant (the
     calibration's overhead).
+
+    It runs grouped, not depthwise, convolutions in the plain layout: a block ending in one hands the next block
+    its output in the plain layout, and that block pays the conversion (and an unfused residual add). The
+    "layout" context also times every op after a grouped adapter; the difference of the two contexts is the
+    table's pair term (``CostTable.pairs``).
     """
-    return nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+    return nn.Conv2d(channels, channels, 1, groups=channels if groups == 1 else groups, bias=False)
 
 
-CONTEXTS = ("alone", "adapter")
+CONTEXTS = ("alone", "adapter", "layout")
+ADAPTER_CONTEXTS = ("adapter", "layout")  # ops timed after an adapter whose time is subtracted
 
 
 def default_context(config: TimingConfig) -> str:
-    """The backend's own (``RuntimeBackend.context``): "adapter" for onnxruntime, openvino and executorch, whose
-    layout conversions at a part's boundaries do not happen inside a network; "alone" for PyTorch backends."""
+    """The backend's own (``RuntimeBackend.context``): "adapter" for openvino and executorch, whose layout
+    conversions at a part's boundaries do not happen inside a network, "layout" for onnxruntime, whose also happen
+    inside one after a grouped convolution; "alone" for PyTorch backends."""
     return BACKENDS.get(config.backend).context
 
 
@@ -145,14 +155,17 @@ class LutPlan:
     fixed: dict[str, str]  # part name → key
     parts: dict[str, Part]  # key → part, in first-use order (stem, positions, last_conv, decoder, adapters)
     context: str = "alone"  # "alone": ops timed by themselves; "adapter": after an adapter, its time subtracted
+    # "layout" context: [position][candidate] → key of the op timed after a grouped adapter, per groups g > 1
+    # (the first position's block before is the stem: its keys are the plain cells', a pair term of 0)
+    after: dict[int, list[list[str]]] = field(default_factory=dict)
 
 
 def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig, num_classes: int = 19,
              context: str | None = None) -> LutPlan:
     """The cells, fixed parts and distinct parts of a latency table; nothing is built or timed.
 
-    ``context`` ("alone" or "adapter", default ``default_context(config)``) says how candidate ops are timed;
-    see ``adapter_conv``. Fixed parts are always timed alone: their cost is the same in every network.
+    ``context`` ("alone", "adapter" or "layout", default ``default_context(config)``) says how candidate ops are
+    timed; see ``adapter_conv``. Fixed parts are always timed alone: their cost is the same in every network.
     """
     context = context or default_context(config)
     if context not in CONTEXTS:
@@ -170,22 +183,30 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
     stem_in = (n, 3, h, w)
     fixed["stem"] = add(Part(f"stem|cin=3|cout={macro.stem_channels}|s=2|in={_shape(stem_in)}|{sfx}", "stem",
                              stem_in, c_in=3, c_out=macro.stem_channels, stride=2))
-    cells = []
-    for p, (ph, pw) in zip(macro.positions(), macro.input_sizes(h, w)):
-        shape = (n, p.c_in, ph, pw)
+    def op_row(p, shape: tuple[int, ...], groups: int) -> list[str]:
         row = []
         for code in macro.candidates:
             if parse_op(code).is_skip and p.is_identity_skip:
                 row.append(IDENTITY_KEY)
                 continue
-            adapter = ""
-            if context == "adapter":
-                adapter = f"adapter=dw1x1|c={p.c_in}|in={_shape(shape)}|{sfx}"
-                adapters.setdefault(adapter, Part(adapter, "adapter", shape, c_in=p.c_in, c_out=p.c_in))
-            key = f"op={code}|cin={p.c_in}|cout={p.c_out}|s={p.stride}|in={_shape(shape)}|{sfx}"
+            adapter, after = "", ""
+            if context in ADAPTER_CONTEXTS:
+                name = "dw1x1" if groups == 1 else f"pw1x1g{groups}"
+                adapter = f"adapter={name}|c={p.c_in}|in={_shape(shape)}|{sfx}"
+                adapters.setdefault(adapter, Part(adapter, "adapter", shape, c_in=p.c_in, c_out=p.c_in, after=groups))
+                after = "" if groups == 1 else f"|after=g{groups}"
+            key = f"op={code}|cin={p.c_in}|cout={p.c_out}|s={p.stride}|in={_shape(shape)}{after}|{sfx}"
             row.append(add(Part(key, "op", shape, op=code, c_in=p.c_in, c_out=p.c_out, stride=p.stride,
-                                adapter=adapter)))
-        cells.append(row)
+                                adapter=adapter, after=groups)))
+        return row
+
+    grouped = sorted({g for g in map(producer_groups, macro.candidates) if g > 1}) if context == "layout" else []
+    cells, after = [], {g: [] for g in grouped}
+    for i, (p, (ph, pw)) in enumerate(zip(macro.positions(), macro.input_sizes(h, w))):
+        shape = (n, p.c_in, ph, pw)
+        cells.append(op_row(p, shape, 1))
+        for g in grouped:
+            after[g].append(cells[-1] if i == 0 else op_row(p, shape, g))
     outs = output_sizes(macro, h, w)
     high_hw, low_hw = outs[-1], outs[macro.low_level_position]
     if macro.last_channels:
@@ -202,4 +223,4 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
         "name": dec.name, "channels": dec.channels, "high": list(high), "low": list(low), "out_size": [h, w],
         "num_classes": num_classes}))
     parts.update(adapters)
-    return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts, context)
+    return LutPlan(macro, (h, w), num_classes, config, cells, fixed, parts, context, after)

@@ -14,17 +14,17 @@ from lut_fakes import ONE, QUICK, TINY_CANDIDATES, FakeTimer, fake_timing, tiny_
 from squeezenas.cost.lut import (LutError, build_lut, check_lut, load_lut, partial_path, plan_lut,
                                  spanning_genotypes)
 from squeezenas.cost.timing import TimingConfig
-from squeezenas.space import Stage
+from squeezenas.space import Genotype, Stage
 from squeezenas.cost.lut.plan import IDENTITY_KEY
 from squeezenas.cost.tables import ADAPTER_CONTEXT, CostTable, CostTableError
 
 
-def test_onnxruntime_ops_are_timed_after_an_adapter():
-    """onnxruntime: each op is timed after a 1×1 depthwise adapter, and the adapter alone is subtracted."""
+def test_ops_are_timed_after_an_adapter():
+    """The adapter context: each op is timed after a 1×1 depthwise adapter, and the adapter alone is subtracted."""
     macro = tiny_macro()
     ort_config = TimingConfig(backend="onnxruntime", threads=1, statistic="median")
-    plan = plan_lut(macro, (32, 64), ort_config)
-    assert plan.context == "adapter" and plan_lut(macro, (32, 64), QUICK).context == "alone"
+    plan = plan_lut(macro, (32, 64), ort_config, context="adapter")
+    assert plan.context == "adapter" and plan_lut(macro, (32, 64), QUICK).context == "alone" and not plan.after
     adapters = {k for k, p in plan.parts.items() if p.kind == "adapter"}
     assert len(adapters) == len({tuple(p.input_shape) for p in plan.parts.values() if p.kind == "op"})
     op = plan.parts[plan.cells[0][0]]
@@ -32,8 +32,8 @@ def test_onnxruntime_ops_are_timed_after_an_adapter():
     module = op.build()
     assert isinstance(module[0], torch.nn.Conv2d) and module[0].groups == 8 and module[0].kernel_size == (1, 1)
     timer = FakeTimer()
-    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer, **ONE)
-    assert len(timer.calls) == len(plan.parts)
+    table = build_lut(macro, (32, 64), ort_config, progress=False, measure_fn=timer, context="adapter", **ONE)
+    assert len(timer.calls) == len(plan.parts) and not table.pairs
     entry = table.meta["entries"][op.key]
     adapter = table.meta["entries"][op.adapter]
     assert table.table[0][0] == entry["median_ms"] == pytest.approx(entry["with_adapter"]["median_ms"]
@@ -42,6 +42,67 @@ def test_onnxruntime_ops_are_timed_after_an_adapter():
     assert table.fixed["stem"] == table.meta["entries"][plan.fixed["stem"]]["median_ms"]  # fixed parts alone
     with pytest.raises(ValueError, match="context"):
         plan_lut(macro, (32, 64), ort_config, context="inside")
+
+
+class GroupedBoundaryTimer(FakeTimer):
+    """FakeTimer, plus 0.5 ms for an op timed after a grouped (not depthwise) adapter: the layout conversion a
+    runtime pays where a block follows one ending in a grouped convolution."""
+
+    def __call__(self, module, shape, config):
+        t = super().__call__(module, shape, config)
+        first = module[0] if isinstance(module, torch.nn.Sequential) else None
+        grouped = isinstance(first, torch.nn.Conv2d) and 1 < first.groups < first.in_channels
+        return fake_timing(t.median_ms + 0.5, shape, config) if grouped else t
+
+
+def test_layout_context_times_ops_after_a_grouped_block_too(tmp_path):
+    """onnxruntime's default: ops timed after the depthwise adapter and after a grouped 1×1 one; the difference
+    is the pair term, which a network's prediction adds where a block follows one ending in a grouped
+    convolution, identity skips passed over."""
+    macro = tiny_macro()
+    ort_config = TimingConfig(backend="onnxruntime", threads=1, statistic="median")
+    plan = plan_lut(macro, (32, 64), ort_config)
+    assert plan.context == "layout" and list(plan.after) == [2]  # k3_d1_e1_g2 ends in 2 groups
+    after = plan.after[2]
+    assert after[0] == plan.cells[0]  # the first position follows the stem
+    op = plan.parts[after[2][0]]
+    assert "|after=g2|" in op.key and op.after == 2 and op.adapter.startswith("adapter=pw1x1g2|c=8|")
+    module = op.build()
+    assert module[0].groups == 2 and module[0].kernel_size == (1, 1)
+    assert after[1][TINY_CANDIDATES.index("skip")] == IDENTITY_KEY
+    timer = GroupedBoundaryTimer()
+    table = build_lut(macro, (32, 64), ort_config, out=tmp_path / "t.json", progress=False, measure_fn=timer, **ONE)
+    assert len(timer.calls) == len(plan.parts) and table.meta["context"] == "layout"
+    for i, (p, row) in enumerate(zip(macro.positions(), table.pairs[2])):
+        for code, v in zip(TINY_CANDIDATES, row):
+            identity = code == "skip" and p.is_identity_skip
+            assert v == pytest.approx(0.0 if identity or i == 0 else 0.5)
+    g2, g1, skip = "k3_d1_e1_g2", "k3_d2_e3_g1", "skip"
+    base = CostTable(**{**table.__dict__, "pairs": {}})
+    for ops, pair in [((g2, skip, g1, skip, g1), 0.5),  # position 2 follows the g2 block through the identity
+                      ((g2, g2, g2, skip, g1), 1.5),  # positions 1, 2 and 4 (through the identity at 3)
+                      ((g1, g2, skip, skip, g1), 0.5),  # the skip at 2 follows it; it ends in ungrouped convs
+                      ((g1, g1, g1, g1, g1), 0.0)]:
+        genotype = Genotype(macro, ops)
+        assert table.pair_cost(genotype) == pytest.approx(pair)
+        assert table.predict(genotype) == pytest.approx(base.predict(genotype) + pair)
+    loaded = load_lut(tmp_path / "t.json", macro, (32, 64))
+    assert loaded.pairs == table.pairs and loaded.predict(Genotype(macro, (g2,) * 5)) == pytest.approx(
+        table.predict(Genotype(macro, (g2,) * 5)))
+    d = json.loads((tmp_path / "t.json").read_text())
+    d["pairs"]["2"][1][0] = "x"
+    with pytest.raises(CostTableError, match=r"pairs\['2'\]\[1\]\[0\]"):
+        CostTable.from_dict(d, "t.json")
+    d["pairs"]["2"] = table.pairs[2][:2]
+    with pytest.raises(CostTableError, match=r"t.json: pairs\['2'\] is not 5 positions"):
+        CostTable.from_dict(d, "t.json")
+    d["pairs"] = {"1": []}
+    with pytest.raises(CostTableError, match="'pairs' must map group counts > 1"):
+        CostTable.from_dict(d, "t.json")
+    bad = CostTable(**{**table.__dict__, "pairs": {2: [[float("nan")] * 4] * 5}})
+    with pytest.raises(CostTableError, match=r"pairs\['2'\]\[0\]\[0\].*finite"):
+        bad.save(tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_build_covers_every_cell_and_times_each_shape_once(tmp_path):
@@ -254,7 +315,7 @@ def test_statistic_min_used_by_table_adapter_and_check():
         return fake_timing(table.predict(model.genotype) / 0.9 * 1.2, shape, config)  # its min = 1.2 × predicted
 
     report = check_lut(table, samples=4, progress=False, measure_fn=network_timer)
-    assert report["statistic"] == "min" and report["rounds"] == 1  # the table's rounds
+    assert report["statistic"] == "min" and report["rounds"] == 2  # twice the table's rounds
     for r in report["networks"]:
         assert r["measured_ms"] == pytest.approx(1.2 * r["predicted_ms"])
 
@@ -273,7 +334,7 @@ def test_statistic_rounds_and_bad_name():
 def test_defaults_on_a_cpu_are_the_normalised_median_of_sixteen_rounds():
     """With no statistic or rounds asked for, a CPU table keeps the fastest call of each of 16 round-robin rounds
     of 0.1 s and the speed-normalised median of the rounds, and records all three; the check times its networks
-    the same way (the table's rounds)."""
+    the same way, in twice the table's rounds."""
     timer = FakeTimer()
     config = TimingConfig(threads=1, min_run_time=0.01, warmup=1, min_repeats=3)
     assert config.statistic is None and config.resolved().statistic == "min"
@@ -292,7 +353,7 @@ def test_defaults_on_a_cpu_are_the_normalised_median_of_sixteen_rounds():
         return fake_timing(table.predict(model.genotype) / 0.9, shape, config)
 
     report = check_lut(table, samples=3, progress=False, measure_fn=network_timer)
-    assert calls == ["min"] * 48 and report["rounds"] == 16 and report["statistic"] == "min"
+    assert calls == ["min"] * 96 and report["rounds"] == 32 and report["statistic"] == "min"
     from squeezenas.cost.timing import default_rounds, default_statistic
 
     assert default_statistic("cuda") == "median" and default_rounds(TimingConfig(device="cuda")) == 1
