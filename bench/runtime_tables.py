@@ -1,6 +1,8 @@
 """Reports behind docs/LATENCY.md's tables for the deployment runtimes, from what ``bench/runtime_tables.sh`` writes.
 
     python bench/runtime_tables.py --dir bench/results/lut/runtimes --plots docs/img
+    python bench/runtime_tables.py --dir bench/results/lut/runtimes_norm \
+        --checks bench/results/lut/runtimes_norm/check_rounds32      # other checks of the same tables
 
 writes DIR/summary.md (per table: build time, the check's figures raw and held-out calibrated, the goal) and, per
 size, DIR/disagree_HxW.md with PLOTS/lut_runtimes_HxW.png (where the runtimes disagree about which candidates are
@@ -22,8 +24,9 @@ GOAL_WITHIN_5 = 0.95  # share of check networks within ±5% (calibrated, held ou
 GOAL_TAU = 0.9  # raw Kendall τ
 
 
-def summary(folder: Path) -> str:
-    """One row per table and its check: build time, the check's errors raw and held-out calibrated, the goal."""
+def summary(folder: Path, checks: Path | None = None) -> str:
+    """One row per table and its check: build time, the check's errors raw and held-out calibrated, the goal.
+    ``checks``: a folder of other checks of ``folder``'s tables (``NAME_check.json`` for ``folder/NAME.json``)."""
     walls = {}
     if (folder / "build_wall.tsv").is_file():
         for line in (folder / "build_wall.tsv").read_text().splitlines():
@@ -33,7 +36,9 @@ def summary(folder: Path) -> str:
             "MAPE raw", "τ raw", "±5% raw", "MAPE calib. (held out)", "±5% calib.", "±10% calib.", "τ calib.",
             "max err calib.", "fit: overhead ms, scale", "rounds repeat within 5%", "goal"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for path, check in checked_tables(folder):
+    pairs = checked_tables(folder) if checks is None else [
+        (folder / c.name.replace("_check.json", ".json"), c) for c in sorted(checks.glob("*_check.json"))]
+    for path, check in pairs:
         table, c = load_lut(path), json.loads(check.read_text())
         m = table.meta
         size = f"{table.input_size[0]}x{table.input_size[1]}"
@@ -159,7 +164,14 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("bench/results/lut/runtimes"))
     ap.add_argument("--plots", type=Path, default=Path("docs/img"))
     ap.add_argument("--margin", type=float, default=0.10, help="a flipped pair: each runtime this much apart")
+    ap.add_argument("--checks", type=Path, help="only the summary, of the checks in this folder (other checks of "
+                                                "--dir's tables), written there")
     args = ap.parse_args()
+    if args.checks:
+        report = summary(args.dir, args.checks)
+        (args.checks / "summary.md").write_text(report + "\n")
+        print(report)
+        return
     report = summary(args.dir)
     (args.dir / "summary.md").write_text(report + "\n")
     print(report)
