@@ -46,9 +46,9 @@ class CostTable:
     fixed: dict[str, float]
     meta: dict = field(default_factory=dict)  # device fingerprint, backend, dtype, per-entry spreads, calibration, ...
     # ``pairs[g][i][j]``: what candidate j at position i costs more (or less) than ``table[i][j]`` when the block
-    # before it ends in a 1×1 convolution of ``g`` groups (identity skips passed over; the stem and other skips
-    # end in one group). A runtime that runs grouped convolutions in another memory layout pays the conversions
-    # at such boundaries (``producer_groups``; docs/LATENCY.md). Empty: costs do not depend on the block before.
+    # before it hands on its output in ``g`` groups of channels (``producer_groups``; identity skips passed over;
+    # the stem hands on one). A runtime that runs grouped convolutions and concatenations in another memory layout
+    # pays the conversions at such boundaries (docs/LATENCY.md). Empty: costs do not depend on the block before.
     pairs: dict[int, list[list[float]]] = field(default_factory=dict)
 
     @property
@@ -74,7 +74,7 @@ class CostTable:
 
     def pair_cost(self, genotype: Genotype) -> float:
         """Σ over positions of ``pairs[g][i][op_i]``, g the groups of the block before position i (0 without
-        pairs). The search's expected cost (``matrix``) leaves this term out."""
+        pairs)."""
         if not self.pairs:
             return 0.0
         index = {c: j for j, c in enumerate(self.candidates)}
@@ -83,7 +83,28 @@ class CostTable:
             if before in self.pairs:
                 total += self.pairs[before][i][index[op]]
             if not (op == "skip" and p.is_identity_skip):
-                before = producer_groups(op)
+                before = producer_groups(op, p.stride)
+        return total
+
+    def expected_pair_cost(self, p: torch.Tensor) -> torch.Tensor:
+        """E[``pair_cost``] of networks drawn position by position from ``p`` (positions, candidates), exact and
+        differentiable in ``p``: the block before position i ends in g groups with probability q_i, where
+        q_0 = 0 (the stem) and q_{i+1} = Σ_{j ends in g} p_ij + p_i,skip · q_i at an identity skip, else without
+        the second term; and position i adds q_i · Σ_j p_ij · pairs[g][i][j]."""
+        total = p.new_zeros(())
+        if not self.pairs:
+            return total
+        positions = self.macro.positions()
+        passes = torch.tensor([[c == "skip" and pos.is_identity_skip for c in self.candidates] for pos in positions],
+                              dtype=p.dtype, device=p.device)
+        for g, rows in self.pairs.items():
+            d = torch.tensor(rows, dtype=p.dtype, device=p.device)
+            ends_in_g = torch.tensor([[producer_groups(c, pos.stride) == g for c in self.candidates]
+                                      for pos in positions], dtype=p.dtype, device=p.device) * (1 - passes)
+            q = p.new_zeros(())
+            for i in range(self.macro.num_positions):
+                total = total + q * (p[i] * d[i]).sum()
+                q = (p[i] * ends_in_g[i]).sum() + (p[i] * passes[i]).sum() * q
         return total
 
     @property
@@ -107,13 +128,16 @@ class CostTable:
         """Raw expected cost of the uniform distribution over every position's candidates, fixed parts included:
         the cost of "the mean network" of the space, by which the search normalises its cost term.
 
-        Computed in float32 (``matrix``), as the search's loss uses the table.
+        Computed in float32 (``matrix``), as the search's loss uses the table; pair terms included.
         """
-        return float(self.fixed_total + self.matrix().mean(dim=1).sum())
+        m = self.matrix()
+        uniform = torch.full_like(m, 1 / m.shape[1])
+        return float(self.fixed_total + m.mean(dim=1).sum() + self.expected_pair_cost(uniform))
 
     def bounds(self, alive: torch.Tensor | None = None) -> tuple[float, float]:
         """Raw cost of the cheapest and of the most expensive network among the ``alive`` candidates (a
-        (positions, candidates) bool mask; all candidates when None), in float32 as ``e_ref``."""
+        (positions, candidates) bool mask; all candidates when None), in float32 as ``e_ref``; without pair
+        terms (a few per cent of a network in the tables that have them)."""
         m = self.matrix()
         if alive is None:
             alive = torch.ones_like(m, dtype=torch.bool)
@@ -221,11 +245,15 @@ class CostTable:
         return cls.from_dict(d, where=str(path))
 
 
-def producer_groups(op: str) -> int:
-    """The groups of the 1×1 convolution a candidate ends in (1 for ``skip``, whose shape-changing forms end in
-    ungrouped convolutions): what the block after it sees (``CostTable.pairs``)."""
+def producer_groups(op: str, stride: int = 1) -> int:
+    """In how many groups of channels a candidate at a position of ``stride`` hands on its output, as the block
+    after it sees it (``CostTable.pairs``): a block, its last 1×1 convolution's groups; ``skip`` with a stride of
+    2, two (two 1×1 convolutions, each computing half the channels, concatenated); other shape-changing skips, one
+    (an ungrouped 1×1 convolution). The identity skip hands on its input: callers pass over it."""
     spec = parse_op(op)
-    return 1 if spec.is_skip else spec.groups
+    if spec.is_skip:
+        return 2 if stride == 2 else 1
+    return spec.groups
 
 
 def _read_pairs(d: object, where: str) -> dict[int, list[list[float]]]:

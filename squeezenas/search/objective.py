@@ -103,8 +103,9 @@ class CostModel:
         return self.table.unit
 
     def expected(self, probabilities: torch.Tensor) -> float:
-        """Raw expected cost fixed + Σ p·C of a (P, C) distribution."""
-        return self.fixed + float((probabilities.detach().to(self.matrix) * self.matrix).sum())
+        """Raw expected cost fixed + Σ p·C (+ the table's pair terms) of a (P, C) distribution."""
+        p = probabilities.detach().to(self.matrix)
+        return self.fixed + float((p * self.matrix).sum() + self.table.expected_pair_cost(p))
 
 
 def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mask: torch.Tensor,
@@ -126,7 +127,11 @@ def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mas
     if not with_cost or alpha == 0:
         return ce, torch.zeros((), device=ce.device)
     weights = net.gumbel_weights(noise, temperature, view="cost") if through == "gumbel" else None
-    e_norm = (net.expected_cost(cost.matrix, weights) + cost.fixed) / cost.e_ref
+    expected = net.expected_cost(cost.matrix, weights) + cost.fixed
+    if cost.table.pairs:  # a runtime whose ops' costs depend on the block before them (CostTable.pairs)
+        p = net.probabilities("cost") if weights is None else weights.mean(dim=0)
+        expected = expected + cost.table.expected_pair_cost(p.to(cost.matrix))
+    e_norm = expected / cost.e_ref
     return ce, alpha * e_norm
 
 
@@ -183,8 +188,10 @@ class TargetProjector:
         fixed = cost.fixed / cost.e_ref
         goal = self.target_at(theta_step) / cost.e_ref
 
-        def e(lam: float) -> float:
-            return fixed + float((torch.softmax(th - lam * c, dim=-1) * c.masked_fill(~alive, 0.0)).sum())
+        def e(lam: float) -> float:  # the tilt moves along C; the pair terms (if any) count in the expectation
+            q = torch.softmax(th - lam * c, dim=-1)
+            pairs = float(cost.table.expected_pair_cost(q)) / cost.e_ref if cost.table.pairs else 0.0
+            return fixed + float((q * c.masked_fill(~alive, 0.0)).sum()) + pairs
 
         e0 = e(0.0)
         if abs(e0 - goal) <= 1e-6 * goal or (self.mode == "max" and e0 <= goal):

@@ -35,9 +35,9 @@ def _build(factors: tuple[float, ...]):
     from squeezenas.cost.lut.plan import plan_lut
 
     config = TimingConfig(backend="onnxruntime", threads=1, statistic="min")
-    plan = plan_lut(tiny_macro(), (32, 64), config)
+    plan = plan_lut(tiny_macro(), (32, 64), config, context="adapter")
     return build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=RoundTimer(len(plan.parts), factors),
-                     rounds=3, max_other_cpu=None, canary=False)
+                     rounds=3, max_other_cpu=None, canary=False, context="adapter")
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,10 @@ def test_build_then_check_json_and_calibrate(tmp_path, space_file, capsys):
     assert main(["lut", "check", "--lut", str(out), "--samples", "3", "--quiet", "--max-other-cpu", "-1"]) == 0
     text = capsys.readouterr().out
     assert "Kendall tau" in text and "LOO" in text and "stored calibration" in text
-    # raw, calibrated (held out), the rounds' repeatability (twice the table's one round), stored
-    assert text.count("within 5%") == 4 and "within 10%" in text
+    # raw, calibrated (held out), the rounds' repeatability (twice the table's one round), stored; a warning
+    # that the rounds do not repeat may add a line
+    figures = [line for line in text.splitlines() if "within 5%" in line and "warning" not in line]
+    assert len(figures) == 4 and "within 10%" in text
 
 
 def test_defaults_are_the_normalised_median_of_sixteen_rounds(tmp_path, space_file, capsys):
@@ -153,8 +155,9 @@ def test_bench_json_fields(tmp_path, capsys):
     normalised = sorted(v / f for v, f in zip(r["round_values"], r["round_speeds"]))
     assert r["statistic"] == "min" and r["rounds"] == 16
     assert r["latency_ms"] == pytest.approx((normalised[7] + normalised[8]) / 2, rel=1e-3)  # speeds rounded
-    # the other statistics are the kept round's (its own min and median); the normalised figure may lie above them
-    assert r["backend"] == "onnxruntime" and r["min_ms"] <= r["median_ms"]
+    # the statistic's field holds the normalised figure; the others are the kept round's own (its median may lie
+    # below the normalised figure when that round ran fast)
+    assert r["backend"] == "onnxruntime" and r["min_ms"] == pytest.approx(r["latency_ms"]) and r["median_ms"] > 0
 
 
 def test_bench_an_exported_onnx_file(tmp_path, capsys):

@@ -70,3 +70,39 @@ def test_mean_network_and_bounds():
     alive[:, 0] = True  # one candidate left everywhere: both bounds are that network
     only = t.predict(Genotype(get_macro("small"), (t.candidates[0],) * len(rows)))
     assert t.bounds(alive) == pytest.approx((only, only), rel=1e-6)
+
+
+def _paired_table(seed: int = 0) -> CostTable:
+    """A latency table of a five-position space with a grouped candidate, random costs and pair terms."""
+    from squeezenas.space import DecoderSpec, MacroArch, Stage
+
+    macro = MacroArch(name="tiny", stem_channels=8, stages=(Stage(8, 2, 2), Stage(16, 2, 2), Stage(24, 1, 1)),
+                      low_level_position=1, last_channels=32, decoder=DecoderSpec("lr_aspp", 16),
+                      candidates=("k3_d1_e1_g2", "k3_d2_e3_g1", "k5_d1_e6_g1", "skip"))
+    g = torch.Generator().manual_seed(seed)
+    table = (torch.rand(5, 4, generator=g) + 0.1).tolist()
+    pairs = (torch.rand(5, 4, generator=g) * 0.5).tolist()
+    return CostTable(kind="latency", unit="ms", macro=macro, input_size=(32, 64), candidates=macro.candidates,
+                     table=table, fixed={"stem": 0.3}, pairs={2: pairs})
+
+
+def test_expected_pair_cost_is_the_exact_expectation():
+    """E[pair_cost] over networks drawn position by position equals the sum over all 4^5 networks, and its
+    gradient reaches the probabilities; e_ref includes it for the uniform distribution."""
+    import itertools
+
+    t = _paired_table()
+    p = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(1)).double(), dim=-1)  # sums to 1
+    p.requires_grad_(True)
+    exact, uniform = 0.0, 0.0
+    for ops in itertools.product(range(4), repeat=5):
+        genotype = Genotype(t.macro, tuple(t.candidates[j] for j in ops))
+        weight = float(torch.prod(torch.stack([p[i, j] for i, j in enumerate(ops)])))
+        exact += weight * t.pair_cost(genotype)
+        uniform += t.predict(genotype) / 4 ** 5
+    expected = t.expected_pair_cost(p)
+    assert float(expected) == pytest.approx(exact, rel=1e-9) and exact > 0
+    expected.backward()
+    assert p.grad is not None and float(p.grad.abs().sum()) > 0
+    assert t.e_ref == pytest.approx(uniform, rel=1e-5)  # float32, as the search's loss
+    assert float(CostTable(**{**t.__dict__, "pairs": {}}).expected_pair_cost(p)) == 0.0

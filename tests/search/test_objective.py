@@ -58,6 +58,21 @@ def test_projection_lands_on_the_target_in_a_cost_only_toy(pull, frac):
     assert proj.lam_total * pull >= 0  # the price has the sign of the pull it resists
 
 
+def test_projection_counts_the_pair_terms():
+    """With a table's pair terms (``CostTable.pairs``) the projection holds the expected cost with them."""
+    table = _toy_table()
+    g = torch.Generator().manual_seed(2)
+    table.pairs = {2: (torch.rand(20, 13, generator=g) * 0.2).tolist()}
+    cost = CostModel.from_table(table)
+    alive = torch.ones(20, 13, dtype=torch.bool)
+    theta = torch.randn(20, 13, generator=g)
+    e0 = cost.expected(theta.softmax(-1))
+    assert e0 > CostModel.from_table(_toy_table()).expected(theta.softmax(-1))
+    proj = TargetProjector(0.7 * e0, e0, ramp_steps=0)
+    assert proj.project(theta, alive, cost, 0) > 0
+    assert cost.expected(theta.softmax(-1)) == pytest.approx(0.7 * e0, rel=1e-5)
+
+
 def test_max_mode_only_caps_the_cost():
     table = _toy_table()
     cost = CostModel.from_table(table)

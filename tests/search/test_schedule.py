@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from squeezenas.cost.tables import CostTable
 from squeezenas.search import run_search
 from squeezenas.search.checkpoint import load_search
 from squeezenas.search.objective import CostModel, cost_weight, loss_terms
@@ -119,3 +120,21 @@ def test_a_path_search_resumes_exactly(tiny_config, tmp_path, mac_small):
     assert resumed.genotype == full.genotype and untimed[0] == untimed[1]
     net, cfg, _ = load_search(tmp_path / "full")
     assert cfg.supernet == "path" and net.theta_cost is not None
+
+
+def test_the_cost_term_counts_a_tables_pair_terms(small, mac_small):
+    """A runtime whose ops' costs depend on the block before them (``CostTable.pairs``): the loss's cost term is
+    the expected cost with the pair terms over e_ref, and ``CostModel.expected`` says the same."""
+    g = torch.Generator().manual_seed(0)
+    table = CostTable(**{**mac_small.__dict__, "pairs": {2: (torch.rand(20, 13, generator=g) * 0.01).tolist()}})
+    net = SuperNet(small, 4).train()
+    with torch.no_grad():
+        net.theta.normal_(generator=g)
+    cost = CostModel.from_table(table)
+    x, y = torch.randn(2, 3, 64, 128), torch.randint(0, 4, (2, 64, 128))
+    _, term = loss_terms(net, cost, 1.0, x, y, 2.0, with_cost=True)
+    p = net.probabilities("cost").detach()
+    assert float(term) == pytest.approx(cost.expected(p) / cost.e_ref, rel=1e-5)
+    plain = CostModel.from_table(mac_small).expected(p)
+    assert cost.expected(p) == pytest.approx(plain + float(table.expected_pair_cost(p.double())), rel=1e-5)
+    assert cost.expected(p) > plain

@@ -193,14 +193,16 @@ def plan_lut(macro: MacroArch, input_size: tuple[int, int], config: TimingConfig
             if context in ADAPTER_CONTEXTS:
                 name = "dw1x1" if groups == 1 else f"pw1x1g{groups}"
                 adapter = f"adapter={name}|c={p.c_in}|in={_shape(shape)}|{sfx}"
-                adapters.setdefault(adapter, Part(adapter, "adapter", shape, c_in=p.c_in, c_out=p.c_in, after=groups))
+                adapters.setdefault(adapter, Part(adapter, "adapter", shape, c_in=p.c_in, c_out=p.c_in,
+                                                  after=groups))
                 after = "" if groups == 1 else f"|after=g{groups}"
             key = f"op={code}|cin={p.c_in}|cout={p.c_out}|s={p.stride}|in={_shape(shape)}{after}|{sfx}"
             row.append(add(Part(key, "op", shape, op=code, c_in=p.c_in, c_out=p.c_out, stride=p.stride,
                                 adapter=adapter, after=groups)))
         return row
 
-    grouped = sorted({g for g in map(producer_groups, macro.candidates) if g > 1}) if context == "layout" else []
+    handed_on = {producer_groups(code, p.stride) for p in macro.positions() for code in macro.candidates}
+    grouped = sorted(g for g in handed_on if g > 1) if context == "layout" else []
     cells, after = [], {g: [] for g in grouped}
     for i, (p, (ph, pw)) in enumerate(zip(macro.positions(), macro.input_sizes(h, w))):
         shape = (n, p.c_in, ph, pw)

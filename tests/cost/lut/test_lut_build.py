@@ -81,8 +81,9 @@ def test_layout_context_times_ops_after_a_grouped_block_too(tmp_path):
     base = CostTable(**{**table.__dict__, "pairs": {}})
     for ops, pair in [((g2, skip, g1, skip, g1), 0.5),  # position 2 follows the g2 block through the identity
                       ((g2, g2, g2, skip, g1), 1.5),  # positions 1, 2 and 4 (through the identity at 3)
-                      ((g1, g2, skip, skip, g1), 0.5),  # the skip at 2 follows it; it ends in ungrouped convs
-                      ((g1, g1, g1, g1, g1), 0.0)]:
+                      ((g1, g2, skip, skip, g1), 1.0),  # 2 follows it; the skip at 2 (stride 2) hands on 2 groups
+                      ((g1, g1, g1, g1, g1), 0.0),
+                      ((g1, skip, g1, g1, skip), 0.0)]:  # the identity, and a 1×1 skip at 4: one group
         genotype = Genotype(macro, ops)
         assert table.pair_cost(genotype) == pytest.approx(pair)
         assert table.predict(genotype) == pytest.approx(base.predict(genotype) + pair)
