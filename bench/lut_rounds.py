@@ -32,7 +32,7 @@ import numpy as np
 from lut_experiment import checked_tables
 from squeezenas.cost.lut import error_summary, leave_one_out
 from squeezenas.cost.lut.plan import IDENTITY_KEY
-from squeezenas.cost.lut.build import place_in_context
+from squeezenas.cost.lut.build import pair_terms, place_in_context
 from squeezenas.cost.tables import CostTable
 from squeezenas.cost.timing.config import stat_key
 from squeezenas.cost.timing.rounds import combine_rounds
@@ -66,8 +66,9 @@ def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[f
         return own(entry["with_adapter"]) - own(entries[entry["adapter"]])
 
     rows, fixed = place_in_context(meta["cells"], meta["fixed_keys"], value, meta.get("context", "alone"))
+    pairs = pair_terms(meta["cells"], meta.get("after_keys", {}), value)
     return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
-                     candidates=table.candidates, table=rows, fixed=fixed, meta={})
+                     candidates=table.candidates, table=rows, fixed=fixed, meta={}, pairs=pairs)
 
 
 def confirmed_at(values: list[float], base: int, tolerance_pct: float) -> int | None:

@@ -84,7 +84,8 @@ def main() -> None:
         err = np.array([r["calibrated_error_pct"] for r in rows])
         counts = {
             "grouped blocks (stride-2 skips included)": [
-                sum(producer_groups(o, p.stride) > 1 for p, o in zip(table.macro.positions(), g.ops)) for g in genotypes],
+                sum(producer_groups(o, p.stride) > 1 for p, o in zip(table.macro.positions(), g.ops))
+                for g in genotypes],
             "grouped/ungrouped boundaries": [boundaries(g) for g in genotypes],
             "skips": [sum(o == "skip" for o in g.ops) for g in genotypes],
         }

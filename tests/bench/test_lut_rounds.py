@@ -146,3 +146,24 @@ def test_tables_without_recorded_rounds_are_refused(table, tmp_path):
     t.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="no per-round values"):
         lut_rounds.analyse(t, c)
+
+
+def test_a_layout_tables_pair_terms_come_back():
+    """onnxruntime's default context: the pair terms recomputed from all rounds are the build's."""
+    import torch
+
+    class Grouped(FakeTimer):  # 0.5 ms more for an op timed after a grouped adapter
+        def __call__(self, module, shape, config):
+            t = super().__call__(module, shape, config)
+            first = module[0] if isinstance(module, torch.nn.Sequential) else None
+            grouped = isinstance(first, torch.nn.Conv2d) and 1 < first.groups < first.in_channels
+            return fake_timing(t.min_ms / 0.9 + (0.5 if grouped else 0.0), shape, config)
+
+    config = TimingConfig(backend="onnxruntime", threads=1, statistic="min")
+    table = build_lut(tiny_macro(), (32, 64), config, progress=False, measure_fn=Grouped(), rounds=3,
+                      max_other_cpu=None, canary=False)
+    assert table.meta["context"] == "layout" and max(max(r) for r in table.pairs[2]) == pytest.approx(0.45)
+    again = lut_rounds.table_from_rounds(table, range(3))
+    assert list(again.pairs) == [2]
+    for row, again_row in zip(table.pairs[2], again.pairs[2]):
+        assert again_row == pytest.approx(row)

@@ -269,15 +269,16 @@ def assemble_table(plan: LutPlan, entries: dict[str, dict], fingerprint: dict, s
     table, fixed = place_in_context(plan.cells, plan.fixed, value, plan.context)
     return CostTable(kind="latency", unit="ms", macro=plan.macro, input_size=plan.input_size,
                      candidates=tuple(plan.macro.candidates), table=table, fixed=fixed, meta=meta,
-                     pairs=pair_terms(plan, value))
+                     pairs=pair_terms(plan.cells, plan.after, value))
 
 
-def pair_terms(plan: LutPlan, value: Callable[[str], float]) -> dict[int, list[list[float]]]:
-    """``CostTable.pairs`` of a "layout" plan: each op's cost after a grouped adapter minus its cost after the
-    depthwise one (both differences with their adapter's time). Row shifts (``place_in_context``) apply to both
-    contexts alike and do not enter the difference."""
-    return {g: [[value(a) - value(c) for a, c in zip(after_row, row)] for after_row, row in zip(keys, plan.cells)]
-            for g, keys in plan.after.items()}
+def pair_terms(cells: list[list[str]], after: dict[int, list[list[str]]],
+               value: Callable[[str], float]) -> dict[int, list[list[float]]]:
+    """``CostTable.pairs`` of a "layout" plan's ``cells`` and ``after`` keys: each op's cost after a grouped
+    adapter minus its cost after the depthwise one (both differences with their adapter's time). Row shifts
+    (``place_in_context``) apply to both contexts alike and do not enter the difference."""
+    return {int(g): [[value(a) - value(c) for a, c in zip(after_row, row)] for after_row, row in zip(keys, cells)]
+            for g, keys in after.items()}
 
 
 def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:
