@@ -86,25 +86,42 @@ class CostTable:
                 before = producer_groups(op, p.stride)
         return total
 
-    def expected_pair_cost(self, p: torch.Tensor) -> torch.Tensor:
+    def pair_tensors(self, dtype: torch.dtype = torch.float32,
+                     device: torch.device | str = "cpu") -> tuple[tuple[torch.Tensor, ...], ...]:
+        """The constants of ``expected_pair_cost``, one (pairs, hands-on-g, identity-skip) triple of (positions,
+        candidates) tensors per group count; build them once where the expectation is taken often."""
+        positions = self.macro.positions()
+        passes = torch.tensor([[c == "skip" and pos.is_identity_skip for c in self.candidates] for pos in positions],
+                              dtype=dtype, device=device)
+        out = []
+        for g, rows in self.pairs.items():
+            ends = torch.tensor([[producer_groups(c, pos.stride) == g for c in self.candidates] for pos in positions],
+                                dtype=dtype, device=device) * (1 - passes)
+            out.append((torch.tensor(rows, dtype=dtype, device=device), ends, passes))
+        return tuple(out)
+
+    def expected_pair_cost(self, p: torch.Tensor,
+                           tensors: tuple[tuple[torch.Tensor, ...], ...] | None = None) -> torch.Tensor:
         """E[``pair_cost``] of networks drawn position by position from ``p`` (positions, candidates), exact and
-        differentiable in ``p``: the block before position i ends in g groups with probability q_i, where
-        q_0 = 0 (the stem) and q_{i+1} = Σ_{j ends in g} p_ij + p_i,skip · q_i at an identity skip, else without
-        the second term; and position i adds q_i · Σ_j p_ij · pairs[g][i][j]."""
+        differentiable in ``p``: the block before position i hands on g groups with probability q_i, where
+        q_0 = 0 (the stem) and q_{i+1} = Σ_{j hands on g} p_ij + p_i,skip · q_i at an identity skip, else without
+        the second term; and position i adds q_i · Σ_j p_ij · pairs[g][i][j]. ``tensors``: ``pair_tensors`` in
+        p's dtype and device (built here when None)."""
         total = p.new_zeros(())
         if not self.pairs:
             return total
-        positions = self.macro.positions()
-        passes = torch.tensor([[c == "skip" and pos.is_identity_skip for c in self.candidates] for pos in positions],
-                              dtype=p.dtype, device=p.device)
-        for g, rows in self.pairs.items():
-            d = torch.tensor(rows, dtype=p.dtype, device=p.device)
-            ends_in_g = torch.tensor([[producer_groups(c, pos.stride) == g for c in self.candidates]
-                                      for pos in positions], dtype=p.dtype, device=p.device) * (1 - passes)
+        for d, ends, passes in self.pair_tensors(p.dtype, p.device) if tensors is None else tensors:
+            a, b, c = (p * ends).sum(1), (p * passes).sum(1), (p * d).sum(1)
+            if not p.requires_grad:  # no graph to keep: the recursion in Python floats (the projection's bisection)
+                q = s = 0.0
+                for a_i, b_i, c_i in zip(a.tolist(), b.tolist(), c.tolist()):
+                    s, q = s + q * c_i, a_i + b_i * q
+                total = total + s
+                continue
             q = p.new_zeros(())
             for i in range(self.macro.num_positions):
-                total = total + q * (p[i] * d[i]).sum()
-                q = (p[i] * ends_in_g[i]).sum() + (p[i] * passes[i]).sum() * q
+                total = total + q * c[i]
+                q = a[i] + b[i] * q
         return total
 
     @property
@@ -213,6 +230,9 @@ class CostTable:
                 raise CostTableError(f"{where}: fixed[{k!r}] is {v}; costs must be finite and >= 0 "
                                      f"(fixed[{ADAPTER_CONTEXT!r}]: <= 0)")
         for g, rows in self.pairs.items():
+            if len(rows) != len(self.table) or any(len(r) != len(self.candidates) for r in rows):
+                raise CostTableError(f"{where}: pairs[{str(g)!r}] is not {len(self.table)} positions × "
+                                     f"{len(self.candidates)} candidates")
             for i, row in enumerate(rows):
                 for j, v in enumerate(row):
                     if not math.isfinite(v):
@@ -257,7 +277,8 @@ def producer_groups(op: str, stride: int = 1) -> int:
 
 
 def _read_pairs(d: object, where: str) -> dict[int, list[list[float]]]:
-    if not isinstance(d, dict) or not all(isinstance(k, str) and k.isdigit() and int(k) > 1 for k in d):
+    if not isinstance(d, dict) or not all(isinstance(k, str) and k.isdigit() and k == str(int(k)) and int(k) > 1
+                                          for k in d):
         raise CostTableError(f"{where}: 'pairs' must map group counts > 1 (as strings) to rows")
     out = {}
     for g, rows in d.items():

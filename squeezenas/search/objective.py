@@ -93,10 +93,18 @@ class CostModel:
     matrix: torch.Tensor  # (P, C), raw table units
     fixed: float
     e_ref: float
+    pairs: tuple = ()  # ``CostTable.pair_tensors`` on the search's device, float32 (none: no pair terms)
 
     @classmethod
     def from_table(cls, table: CostTable, device: torch.device | str = "cpu") -> CostModel:
-        return cls(table, table.matrix(device), table.fixed_total, table.e_ref)
+        pairs = table.pair_tensors(torch.float32, device) if table.pairs else ()
+        return cls(table, table.matrix(device), table.fixed_total, table.e_ref, pairs)
+
+    def expected_pairs(self, p: torch.Tensor) -> torch.Tensor:
+        """The table's expected pair cost under ``p`` (0 without pair terms), differentiable in ``p``."""
+        if not self.pairs:
+            return p.new_zeros(())
+        return self.table.expected_pair_cost(p, tuple(tuple(t.to(p) for t in triple) for triple in self.pairs))
 
     @property
     def unit(self) -> str:
@@ -105,7 +113,7 @@ class CostModel:
     def expected(self, probabilities: torch.Tensor) -> float:
         """Raw expected cost fixed + Σ p·C (+ the table's pair terms) of a (P, C) distribution."""
         p = probabilities.detach().to(self.matrix)
-        return self.fixed + float((p * self.matrix).sum() + self.table.expected_pair_cost(p))
+        return self.fixed + float((p * self.matrix).sum() + self.expected_pairs(p))
 
 
 def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mask: torch.Tensor,
@@ -128,9 +136,9 @@ def loss_terms(net: Any, cost: CostModel, alpha: float, image: torch.Tensor, mas
         return ce, torch.zeros((), device=ce.device)
     weights = net.gumbel_weights(noise, temperature, view="cost") if through == "gumbel" else None
     expected = net.expected_cost(cost.matrix, weights) + cost.fixed
-    if cost.table.pairs:  # a runtime whose ops' costs depend on the block before them (CostTable.pairs)
+    if cost.pairs:  # a runtime whose ops' costs depend on the block before them (CostTable.pairs)
         p = net.probabilities("cost") if weights is None else weights.mean(dim=0)
-        expected = expected + cost.table.expected_pair_cost(p.to(cost.matrix))
+        expected = expected + cost.expected_pairs(p.to(cost.matrix))
     e_norm = expected / cost.e_ref
     return ce, alpha * e_norm
 
@@ -188,9 +196,11 @@ class TargetProjector:
         fixed = cost.fixed / cost.e_ref
         goal = self.target_at(theta_step) / cost.e_ref
 
+        pair_tensors = tuple(tuple(t.to(c) for t in triple) for triple in cost.pairs)
+
         def e(lam: float) -> float:  # the tilt moves along C; the pair terms (if any) count in the expectation
             q = torch.softmax(th - lam * c, dim=-1)
-            pairs = float(cost.table.expected_pair_cost(q)) / cost.e_ref if cost.table.pairs else 0.0
+            pairs = float(cost.table.expected_pair_cost(q, pair_tensors)) / cost.e_ref if pair_tensors else 0.0
             return fixed + float((q * c.masked_fill(~alive, 0.0)).sum()) + pairs
 
         e0 = e(0.0)

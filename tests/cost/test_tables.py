@@ -102,6 +102,9 @@ def test_expected_pair_cost_is_the_exact_expectation():
         uniform += t.predict(genotype) / 4 ** 5
     expected = t.expected_pair_cost(p)
     assert float(expected) == pytest.approx(exact, rel=1e-9) and exact > 0
+    # without a graph the recursion runs in Python floats; with prebuilt constants it is the same
+    assert float(t.expected_pair_cost(p.detach())) == pytest.approx(exact, rel=1e-9)
+    assert float(t.expected_pair_cost(p.detach(), t.pair_tensors(torch.float64))) == pytest.approx(exact, rel=1e-9)
     expected.backward()
     assert p.grad is not None and float(p.grad.abs().sum()) > 0
     assert t.e_ref == pytest.approx(uniform, rel=1e-5)  # float32, as the search's loss

@@ -276,9 +276,13 @@ def pair_terms(cells: list[list[str]], after: dict[int, list[list[str]]],
                value: Callable[[str], float]) -> dict[int, list[list[float]]]:
     """``CostTable.pairs`` of a "layout" plan's ``cells`` and ``after`` keys: each op's cost after a grouped
     adapter minus its cost after the depthwise one (both differences with their adapter's time). Row shifts
-    (``place_in_context``) apply to both contexts alike and do not enter the difference."""
-    return {int(g): [[value(a) - value(c) for a, c in zip(after_row, row)] for after_row, row in zip(keys, cells)]
-            for g, keys in after.items()}
+    (``place_in_context``) apply to both contexts alike and do not enter the difference; in rows with the identity
+    skip, where it clips costs at 1 µs, both sides are clipped alike."""
+    def pair(a: str, c: str, clip: bool) -> float:
+        return max(_RESOLUTION_MS, value(a)) - max(_RESOLUTION_MS, value(c)) if clip else value(a) - value(c)
+
+    return {int(g): [[pair(a, c, IDENTITY_KEY in row and c != IDENTITY_KEY) for a, c in zip(after_row, row)]
+                     for after_row, row in zip(keys, cells)] for g, keys in after.items()}
 
 
 def _in_context(part: Part, measured: dict[str, dict], stat: str = "median_ms") -> dict:
