@@ -150,7 +150,7 @@ def import_results(results: str | Path, out: str | Path | None = None, *, calibr
     plan = plan_lut(macro, tuple(manifest["input_size"]), config, int(manifest["num_classes"]),
                     manifest.get("context", "alone"))
     after = {str(g): k for g, k in plan.after.items()}
-    if plan.cells != manifest["cells"] or plan.fixed != manifest["fixed_keys"] or after != manifest.get("after_keys", {}):
+    if (plan.cells, plan.fixed, after) != (manifest["cells"], manifest["fixed_keys"], manifest.get("after_keys", {})):
         raise LutError(f"{path}: the bundle's parts do not match this squeezenas version's plan of the space; "
                        "export the bundle again with this version")
     missing = [k for k in plan.parts if k not in parts]

@@ -27,8 +27,9 @@ class OnnxRuntimeBackend(RuntimeBackend):
     extra = "onnxruntime"  # a dependency of squeezenas itself; named for symmetry
     # ORT's CPU provider runs convolutions in a blocked layout (NCHWc) and converts once per network, but at both
     # ends of a part timed alone: ops are timed after an adapter whose time is subtracted (lut.plan.adapter_conv).
-    # Grouped (not depthwise) convolutions stay in the plain layout, with conversions around them inside a network
-    # too: ops are also timed after a grouped adapter, the difference kept as a pair term (CostTable.pairs).
+    # Grouped (not depthwise) convolutions and a stride-2 skip's slices and concat stay in the plain layout, with
+    # conversions around them inside a network too: ops are also timed after a grouped adapter, the difference kept
+    # as a pair term (CostTable.pairs, producer_groups).
     context = "layout"
 
     def check(self, config: TimingConfig) -> str | None:
