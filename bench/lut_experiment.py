@@ -17,9 +17,14 @@ from squeezenas.cost.lut import IDENTITY_KEY, kendall_tau, load_lut, shifted_row
 
 
 def checked_tables(folder: Path) -> list[tuple[Path, Path]]:
-    """(table, its check) for every ``NAME_check.json`` in ``folder`` with the table ``NAME.json`` beside it."""
-    pairs = [(check.with_name(check.name.removesuffix("_check.json") + ".json"), check)
-             for check in sorted(folder.glob("*_check.json"))]
+    """(table, its check) for every ``NAME_check.json`` in ``folder`` with the table ``NAME.json`` beside it, or
+    else the table its "table" field names (a check made again in a folder of its own)."""
+    pairs = []
+    for check in sorted(folder.glob("*_check.json")):
+        table = check.with_name(check.name.removesuffix("_check.json") + ".json")
+        if not table.is_file():
+            table = Path(json.loads(check.read_text()).get("table") or table)
+        pairs.append((table, check))
     return [(table, check) for table, check in pairs if table.is_file()]
 
 

@@ -8,22 +8,30 @@ a table and a check with only some of their rounds would have given come out sid
   needs the rounds.
 - **two halves**: rounds 1 .. R/2 and R/2+1 .. R are two independent measurements of the same table and the
   same networks: how often a network's figure (measured, or predicted by the table) moves by more than 5%
-  between them, after one common scale (which the calibration absorbs). Each half is the fastest of R/2 rounds,
-  noisier than the fastest of R: a bound on how well R/2 rounds repeat, pessimistic for R.
+  between them, after one common scale (which the calibration absorbs). Each half is combined from R/2 rounds,
+  noisier than all R: a bound on how well R/2 rounds repeat, pessimistic for R.
+- **where the error comes from**: the held-out residual's SD against the check's own noise and the table's (each
+  from its odd against its even rounds) and what is left for the table's additive model (``noise_budget``).
 - **until confirmed**: a policy that times an item again only until its two fastest rounds agree within a
   tolerance, simulated on the same rounds. An item not confirmed within the R rounds recorded counts as R rounds
   with its R-round figure, so its mean rounds are a lower bound on what the policy would spend (the share never
   confirmed is reported beside them).
 
-    python bench/lut_rounds.py bench/results/lut/runtimes_rounds6 --out bench/results/lut/runtimes_rounds6/rounds.md
+Rounds combine as the tool combines them: the median of the speed-normalised rounds where the rounds recorded
+the machine's speed (``round_speeds``), the fastest round of a table or check made before that.
 
-A folder's ``NAME_check.json`` is read with ``NAME.json`` beside it (the table it checked).
+    python bench/lut_rounds.py bench/results/lut/runtimes_rounds6 --out bench/results/lut/runtimes_rounds6/rounds.md
+    python bench/lut_rounds.py bench/results/lut/runtimes_norm/check_rounds32 bench/results/lut/runtimes_layout \
+        --out bench/results/lut/rounds_noise.md
+
+A folder's ``NAME_check.json`` is read with ``NAME.json`` beside it, or else the table its "table" field names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,12 +43,21 @@ from squeezenas.cost.lut.plan import IDENTITY_KEY
 from squeezenas.cost.lut.build import pair_terms, place_in_context
 from squeezenas.cost.tables import CostTable
 from squeezenas.cost.timing.config import stat_key
-from squeezenas.cost.timing.rounds import combine_rounds
+from squeezenas.cost.timing.rounds import combine_rounds, normalised_rounds
 from squeezenas.space.genotype import Genotype
 
 
-def combined(values: Sequence[float], stat: str) -> float:
-    """The figure of some rounds, as the tool combines them (the fastest round for the min)."""
+def series(entry: dict) -> list[float]:
+    """An item's round values as the tool combines them: each divided by its round's speed when the rounds
+    recorded it (today's tables and checks), as measured otherwise."""
+    return normalised_rounds(entry) if entry.get("round_speeds") else entry["round_values"]
+
+
+def combined(values: Sequence[float], stat: str, normalised: bool = False) -> float:
+    """The figure of some rounds, as the tool combines them: the median of speed-normalised rounds; without
+    speeds, the fastest round for the min (the round with the median value otherwise)."""
+    if normalised:
+        return float(np.median(values))
     return float(combine_rounds([{stat: v, "median_ms": v} for v in values], stat)[stat])
 
 
@@ -55,7 +72,7 @@ def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[f
     pick = rounds if callable(rounds) else lambda values: [values[r] for r in rounds]
 
     def own(entry: dict) -> float:
-        return combined(pick(entry["round_values"]), stat)
+        return combined(pick(series(entry)), stat, bool(entry.get("round_speeds")))
 
     def value(key: str) -> float:
         if key == IDENTITY_KEY:  # the identity skip: no part of its own
@@ -120,7 +137,7 @@ def analyse(table_path: Path, check_path: Path) -> dict:
 
     def measured(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
         pick = rounds if callable(rounds) else lambda values: [values[i] for i in rounds]
-        return np.array([combined(pick(r["round_values"]), stat) for r in rows])
+        return np.array([combined(pick(series(r)), stat, bool(r.get("round_speeds"))) for r in rows])
 
     all_table, all_check = predicted(range(n_table)), measured(range(n_check))
     out: dict = {"networks": len(rows), "table_rounds": n_table, "check_rounds": n_check,
@@ -136,13 +153,14 @@ def analyse(table_path: Path, check_path: Path) -> dict:
                          "measured_moved_over_5pct": _moved_over(measured(a), measured(b), 5),
                          "predicted_moved_over_5pct": _moved_over(predicted(a), predicted(b), 5),
                          "half_a": figures(predicted(a), measured(a)), "half_b": figures(predicted(b), measured(b))}
+    out["noise"] = noise_budget(table, rows, genotypes, n_table, n_check)
     out["until_confirmed"] = []
     for base, tolerance in CONFIRM_POLICIES:
         if base > n:
             continue
         pick = lambda values: until_confirmed(values[:n], base, tolerance)  # noqa: E731
-        parts = [v["round_values"][:n] for v in _measured_items(table.meta["entries"])]
-        networks = [r["round_values"][:n] for r in rows]
+        parts = [series(v)[:n] for v in _measured_items(table.meta["entries"])]
+        networks = [series(r)[:n] for r in rows]
         out["until_confirmed"].append({
             "base": base, "tolerance_pct": tolerance,
             "table_mean_rounds": _mean_rounds(parts, pick), "check_mean_rounds": _mean_rounds(networks, pick),
@@ -150,6 +168,42 @@ def analyse(table_path: Path, check_path: Path) -> dict:
             "check_never_confirmed": _never(networks, base, tolerance),
             **figures(predicted(pick), measured(pick))})
     return out
+
+
+def _gap_sd(a: np.ndarray, b: np.ndarray) -> float:
+    """SD (%) of two figures' relative gap after one common scale."""
+    b = b * np.median(a / b)
+    return float(np.std((a - b) / ((a + b) / 2) * 100))
+
+
+def noise_budget(table: CostTable, rows: list[dict], genotypes: list[Genotype], n_table: int, n_check: int) -> dict:
+    """Where the held-out calibrated error comes from, as standard deviations in % of a network's time: the
+    check's own noise and the table's, each from its odd against its even rounds (two independent halves taken
+    at the same times: a gap of SD s between halves means SD s/2 for the figure of all the rounds, since the
+    gap's variance is twice a half's and a half's twice the whole's), and what is left for the table's additive
+    model (the residual's variance less both, floored at 0). ``expected_share_5`` is the share within ±5% that a
+    normal error of the residual's SD would give, ``p_goal`` the chance that such a check places at least 95% of
+    its networks within ±5%."""
+    stat = stat_key(table.meta["timing"]["statistic"])
+
+    def measured(pick: Callable[[list[float]], list[float]]) -> np.ndarray:
+        return np.array([combined(pick(series(r)), stat, bool(r.get("round_speeds"))) for r in rows])
+
+    def predicted(rounds: Sequence[int]) -> np.ndarray:
+        t = table_from_rounds(table, rounds)
+        return np.array([t.predict(g) for g in genotypes])
+
+    full_p, full_m = predicted(range(n_table)), measured(lambda v: v[:n_check])
+    residual = np.array(leave_one_out(list(full_p), list(full_m))) / full_m * 100 - 100
+    total = float(np.sqrt(np.mean(residual ** 2)))
+    check = _gap_sd(measured(lambda v: v[:n_check][0::2]), measured(lambda v: v[:n_check][1::2])) / 2
+    table_sd = _gap_sd(predicted(range(0, n_table, 2)), predicted(range(1, n_table, 2))) / 2
+    model = float(np.sqrt(max(0.0, total ** 2 - check ** 2 - table_sd ** 2)))
+    p5 = float(math.erf(5 / (total * math.sqrt(2)))) if total > 0 else 1.0
+    n, need = len(rows), math.ceil(0.95 * len(rows))
+    p_goal = float(sum(math.comb(n, k) * p5 ** k * (1 - p5) ** (n - k) for k in range(need, n + 1)))
+    return {"residual_rms_pct": total, "check_sd_pct": check, "table_sd_pct": table_sd, "model_sd_pct": model,
+            "expected_share_5": p5, "p_goal": p_goal, "need": need}
 
 
 CONFIRM_POLICIES = ((2, 2.0), (3, 2.0), (3, 5.0))  # (base rounds, tolerance %) of ``until_confirmed``
@@ -210,7 +264,9 @@ def report(results: dict[str, dict]) -> str:
                              f"{_pct(f['within_10_calibrated'])} | {f['mape_calibrated']:.1f}% | "
                              f"{f['worst_calibrated']:.1f}% | {f['tau_raw']:.3f} |")
     lines += ["", "## Two independent halves of the rounds", "",
-              "Each half is the fastest of its rounds, after one common scale between the halves.", "",
+              "Each half's rounds combined as the tool combines them (the median of the speed-normalised rounds; the "
+              "fastest for tables and checks that recorded no speeds), after one common scale between the halves.",
+              "",
               "| check | rounds each | measured figure moved > 5% | table's prediction moved > 5% | "
               "±5% calib. half 1 | ±5% calib. half 2 |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -219,6 +275,16 @@ def report(results: dict[str, dict]) -> str:
             lines.append(f"| {name} | {h['rounds_each']} | {_pct(h['measured_moved_over_5pct'])} | "
                          f"{_pct(h['predicted_moved_over_5pct'])} | {_pct(h['half_a']['within_5_calibrated'])} | "
                          f"{_pct(h['half_b']['within_5_calibrated'])} |")
+    lines += ["", "## Where the held-out error comes from (SD, % of a network's time; odd against even rounds)", "",
+              "| check | rounds: table, check | held-out residual (RMS) | check's noise | table's noise | "
+              "left for the model | ±5% a normal error would give | P(≥ 95% within ±5%) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        b = r.get("noise")
+        if b:
+            lines.append(f"| {name} | {r['table_rounds']}, {r['check_rounds']} | {b['residual_rms_pct']:.2f} | "
+                         f"{b['check_sd_pct']:.2f} | {b['table_sd_pct']:.2f} | {b['model_sd_pct']:.2f} | "
+                         f"{_pct(b['expected_share_5'])} | {_pct(b['p_goal'])} |")
     lines += ["", "## Timing again only until the fastest round is confirmed (bench/lut_rounds.py until_confirmed)",
               "", "Items never confirmed within the rounds recorded count as all of them (with that figure): the "
               "mean rounds are a lower bound on what the policy would spend.", "",

@@ -6,6 +6,12 @@ that runtime), then time every chosen network and lat_small in every runtime. Ev
     python bench/runtime_search.py --tables bench/results/lut/runtimes --out runs/runtime_search
     → bench/results/runtime_search/summary.json, summary.md   (and runs/runtime_search/<backend>/: table, search)
 
+Tables from several folders (each backend's from the first that holds one), each with the check made of it:
+
+    python bench/runtime_search.py --tables bench/results/lut/runtimes_layout bench/results/lut/runtimes_norm \
+        --checks bench/results/lut/runtimes_norm/check_rounds32 --rounds 8 --keep median \
+        --out runs/runtime_search_now --results bench/results/runtime_search_now
+
 The search flags are the defaults (docs/SEARCH.md) except --supernet path (6x the mixture's throughput on this CPU,
 bench/results/supernet/) and the short schedule of --epochs; the table of each run is a copy of the committed one
 with the calibration of its committed check stored (``squeezenas lut calibrate``), so targets and budgets are in
@@ -20,6 +26,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -34,10 +41,25 @@ from squeezenas.space.genotype import Genotype  # noqa: E402
 from squeezenas.utils.io import atomic_write_json  # noqa: E402
 
 REFERENCE = "squeezenas_lat_small"
+KEEP = {"min": min, "median": statistics.median}  # how the cross-runtime timings combine their rounds
 
 
 def reference_genotype(table) -> Genotype:
     return Genotype(table.macro, get_model_entry(REFERENCE).genotype.ops)
+
+
+def table_and_check(stem: str, args: argparse.Namespace) -> tuple[Path, Path]:
+    """The table ``stem``.json of the first folder of ``--tables`` holding one, and the check of that very table
+    (its "table" field names the file) in the first of ``--checks`` and then the table's own folder."""
+    tables = [Path(d) / f"{stem}.json" for d in args.tables]
+    table = next((t for t in tables if t.is_file()), None)
+    if table is None:
+        raise SystemExit(f"no {stem}.json in {' or '.join(args.tables)}")
+    for folder in [*map(Path, args.checks), table.parent]:
+        check = folder / f"{stem}_check.json"
+        if check.is_file() and Path(json.loads(check.read_text())["table"]).resolve() == table.resolve():
+            return table, check
+    raise SystemExit(f"no check of {table} in {' or '.join([*args.checks, str(table.parent)])}")
 
 
 def search_one(backend: str, args: argparse.Namespace) -> dict:
@@ -47,10 +69,12 @@ def search_one(backend: str, args: argparse.Namespace) -> dict:
     stem = f"small_{args.size[0]}x{args.size[1]}_{backend}"
     lut = root / "lut.json"
     if not lut.is_file():  # calibrated before it takes its name: a copy left uncalibrated would pass for done
+        source, check = table_and_check(stem, args)
         tmp = root / "lut.tmp.json"
-        shutil.copyfile(Path(args.tables) / f"{stem}.json", tmp)
-        calibrate_lut_file(tmp, Path(args.tables) / f"{stem}_check.json")
+        shutil.copyfile(source, tmp)
+        calibrate_lut_file(tmp, check)
         os.replace(tmp, lut)
+        atomic_write_json(root / "source.json", {"table": str(source), "check": str(check)})
     table = load_lut(lut)
     target = table.predict(reference_genotype(table), calibrated=True)
     search = root / "search"
@@ -95,7 +119,7 @@ def _search_log(search: Path) -> dict[str, float] | None:
 
 def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
     """Every chosen network and the reference timed end to end in every runtime, each with that runtime's table
-    settings, in ``args.rounds`` round-robin rounds (the fastest kept, as the tables' parts were); cached in
+    settings, in ``args.rounds`` round-robin rounds (combined as ``args.keep`` says); cached in
     OUT/cross.json so a rerun times only what is missing."""
     cache_path = Path(args.out) / "cross.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
@@ -122,7 +146,7 @@ def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
                 net = build_model(Genotype(table.macro, tuple(ops)), num_classes=int(table.meta["num_classes"]))
                 cell["round_values"].append(benchmark(net, tuple(table.input_size), config,
                                                       memory=False)[f"{config.statistic}_ms"])
-                cell["measured_ms"] = min(cell["round_values"])
+                cell["measured_ms"] = KEEP[args.keep](cell["round_values"])
                 atomic_write_json(cache_path, cache)
                 print(f"  round {round_ + 1}: {name} in {backend}: {cell['round_values'][-1]:.2f} ms "
                       f"(table {cell['predicted_ms']:.2f})", flush=True)
@@ -132,10 +156,11 @@ def cross_runtime(runs: list[dict], args: argparse.Namespace) -> dict:
 def write_markdown(summary: dict, path: Path) -> None:
     backends = [r["backend"] for r in summary["runs"]]
     cells = summary["cross"]["cells"]
+    keep = {"min": "fastest", "median": "median"}[summary["settings"].get("keep", "min")]
     lines = ["# The network searched under each runtime's table, timed in every runtime", "",
              f"CamVid, Small at {summary['size'][0]}×{summary['size'][1]}, 11 classes, this CPU "
              f"(threads as each table: {summary['threads']}); target = {REFERENCE}'s calibrated latency in that "
-             f"runtime's table. Measured end to end, the fastest of {summary['cross']['rounds']} round-robin rounds "
+             f"runtime's table. Measured end to end, the {keep} of {summary['cross']['rounds']} round-robin rounds "
              "(ms); in brackets the table's calibrated prediction; * above that runtime's target.", "",
              "| network | " + " | ".join(backends) + " | supernet score | genotype |",
              "|---|" + "---|" * (len(backends) + 2)]
@@ -157,7 +182,10 @@ def write_markdown(summary: dict, path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tables", default="bench/results/lut/runtimes", help="folder of bench/runtime_tables.sh")
+    p.add_argument("--tables", nargs="+", default=["bench/results/lut/runtimes"],
+                   help="folders of bench/runtime_tables.sh; each backend's table from the first that holds one")
+    p.add_argument("--checks", nargs="+", default=[],
+                   help="folders searched first for the check of each table (then the table's own folder)")
     p.add_argument("--backends", nargs="+", default=["eager", "onnxruntime", "openvino", "executorch"])
     p.add_argument("--size", type=int, nargs=2, default=(360, 480), help="the tables' (deployment) size")
     p.add_argument("--data-root", default="../shared/data/camvid")
@@ -170,6 +198,8 @@ def main() -> None:
     p.add_argument("--val-size", type=int, nargs=2, default=(180, 240), help="input size of the path scores")
     p.add_argument("--finalists", type=int, default=3, help="second look: re-scored and timed in the runtime")
     p.add_argument("--rounds", type=int, default=3, help="round-robin rounds of the cross-runtime timings")
+    p.add_argument("--keep", choices=sorted(KEEP), default="min",
+                   help="a cross-runtime timing's figure: the fastest of its rounds or their median")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/runtime_search")
