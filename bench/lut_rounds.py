@@ -11,7 +11,7 @@ a table and a check with only some of their rounds would have given come out sid
   between them, after one common scale (which the calibration absorbs). Each half is combined from R/2 rounds,
   noisier than all R: a bound on how well R/2 rounds repeat, pessimistic for R.
 - **where the error comes from**: the held-out residual's SD against the check's own noise and the table's (each
-  from its odd against its even rounds) and what is left for the table's additive model (``noise_budget``).
+  from its odd against its even rounds) and what is left for the table's additive model (``squeezenas.cost.lut.budget.error_budget``).
 - **until confirmed**: a policy that times an item again only until its two fastest rounds agree within a
   tolerance, simulated on the same rounds. An item not confirmed within the R rounds recorded counts as R rounds
   with its R-round figure, so its mean rounds are a lower bound on what the policy would spend (the share never
@@ -31,61 +31,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from lut_experiment import checked_tables
-from squeezenas.cost.lut import error_summary, leave_one_out
-from squeezenas.cost.lut.plan import IDENTITY_KEY
-from squeezenas.cost.lut.build import pair_terms, place_in_context
+from squeezenas.cost.lut import budget, error_summary, leave_one_out
 from squeezenas.cost.tables import CostTable
 from squeezenas.cost.timing.config import stat_key
-from squeezenas.cost.timing.rounds import combine_rounds, normalised_rounds
 from squeezenas.space.genotype import Genotype
 
 
-def series(entry: dict) -> list[float]:
-    """An item's round values as the tool combines them: each divided by its round's speed when the rounds
-    recorded it (today's tables and checks), as measured otherwise."""
-    return normalised_rounds(entry) if entry.get("round_speeds") else entry["round_values"]
-
-
-def combined(values: Sequence[float], stat: str, normalised: bool = False) -> float:
-    """The figure of some rounds, as the tool combines them: the median of speed-normalised rounds; without
-    speeds, the fastest round for the min (the round with the median value otherwise)."""
-    if normalised:
-        return float(np.median(values))
-    return float(combine_rounds([{stat: v, "median_ms": v} for v in values], stat)[stat])
-
-
 def table_from_rounds(table: CostTable, rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> CostTable:
-    """``table`` with every measured part's figure recomputed from only the rounds ``rounds`` (0-based), or from
-    the round values that ``rounds`` picks of each part's; an op timed after an adapter is again the difference
-    of the two, placed in the table as the build places it (``place_in_context``, today's build: a table built
-    before it kept such differences at 1 µs at least)."""
-    meta = table.meta
-    stat = stat_key(meta["timing"]["statistic"])
-    entries = meta["entries"]
-    pick = rounds if callable(rounds) else lambda values: [values[r] for r in rounds]
-
-    def own(entry: dict) -> float:
-        return combined(pick(series(entry)), stat, bool(entry.get("round_speeds")))
-
-    def value(key: str) -> float:
-        if key == IDENTITY_KEY:  # the identity skip: no part of its own
-            return 0.0
-        entry = entries[key]
-        if "with_adapter" not in entry:
-            return own(entry)
-        return own(entry["with_adapter"]) - own(entries[entry["adapter"]])
-
-    rows, fixed = place_in_context(meta["cells"], meta["fixed_keys"], value, meta.get("context", "alone"))
-    pairs = pair_terms(meta["cells"], meta.get("after_keys", {}), value)
-    return CostTable(kind=table.kind, unit=table.unit, macro=table.macro, input_size=table.input_size,
-                     candidates=table.candidates, table=rows, fixed=fixed, meta={}, pairs=pairs)
+    """``table`` recomputed from only the rounds ``rounds`` (0-based) of every part, or from the round values
+    that ``rounds`` picks of each part's (``squeezenas.cost.lut.budget.table_from_rounds``)."""
+    return budget.table_from_rounds(table, rounds if callable(rounds) else lambda values: [values[r] for r in rounds])
 
 
 def confirmed_at(values: list[float], base: int, tolerance_pct: float) -> int | None:
@@ -127,7 +88,7 @@ def analyse(table_path: Path, check_path: Path) -> dict:
     genotypes = [Genotype(table.macro, tuple(r["genotype"])) for r in rows]
     n_table, n_check = table.meta.get("rounds"), check.get("rounds")
     if (not n_table or not n_check or any("round_values" not in r for r in rows)
-            or any("round_values" not in v for v in _measured_items(table.meta["entries"]))):
+            or any("round_values" not in v for v in budget.measured_items(table.meta["entries"]))):
         raise ValueError(f"{table_path} / {check_path}: no per-round values recorded (built before rounds were)")
     n = min(n_table, n_check)
 
@@ -137,7 +98,8 @@ def analyse(table_path: Path, check_path: Path) -> dict:
 
     def measured(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
         pick = rounds if callable(rounds) else lambda values: [values[i] for i in rounds]
-        return np.array([combined(pick(series(r)), stat, bool(r.get("round_speeds"))) for r in rows])
+        return np.array([budget.combined(pick(budget.round_series(r)), stat, bool(r.get("round_speeds")))
+                         for r in rows])
 
     all_table, all_check = predicted(range(n_table)), measured(range(n_check))
     out: dict = {"networks": len(rows), "table_rounds": n_table, "check_rounds": n_check,
@@ -153,14 +115,14 @@ def analyse(table_path: Path, check_path: Path) -> dict:
                          "measured_moved_over_5pct": _moved_over(measured(a), measured(b), 5),
                          "predicted_moved_over_5pct": _moved_over(predicted(a), predicted(b), 5),
                          "half_a": figures(predicted(a), measured(a)), "half_b": figures(predicted(b), measured(b))}
-    out["noise"] = noise_budget(table, rows, genotypes, n_table, n_check)
+    out["noise"] = budget.error_budget(table, rows)
     out["until_confirmed"] = []
     for base, tolerance in CONFIRM_POLICIES:
         if base > n:
             continue
         pick = lambda values: until_confirmed(values[:n], base, tolerance)  # noqa: E731
-        parts = [series(v)[:n] for v in _measured_items(table.meta["entries"])]
-        networks = [series(r)[:n] for r in rows]
+        parts = [budget.round_series(v)[:n] for v in budget.measured_items(table.meta["entries"])]
+        networks = [budget.round_series(r)[:n] for r in rows]
         out["until_confirmed"].append({
             "base": base, "tolerance_pct": tolerance,
             "table_mean_rounds": _mean_rounds(parts, pick), "check_mean_rounds": _mean_rounds(networks, pick),
@@ -170,48 +132,7 @@ def analyse(table_path: Path, check_path: Path) -> dict:
     return out
 
 
-def _gap_sd(a: np.ndarray, b: np.ndarray) -> float:
-    """SD (%) of two figures' relative gap after one common scale."""
-    b = b * np.median(a / b)
-    return float(np.std((a - b) / ((a + b) / 2) * 100))
-
-
-def noise_budget(table: CostTable, rows: list[dict], genotypes: list[Genotype], n_table: int, n_check: int) -> dict:
-    """Where the held-out calibrated error comes from, as standard deviations in % of a network's time: the
-    check's own noise and the table's, each from its odd against its even rounds (two independent halves taken
-    at the same times: a gap of SD s between halves means SD s/2 for the figure of all the rounds, since the
-    gap's variance is twice a half's and a half's twice the whole's), and what is left for the table's additive
-    model (the residual's variance less both, floored at 0). ``expected_share_5`` is the share within ±5% that a
-    normal error of the residual's SD would give, ``p_goal`` the chance that such a check places at least 95% of
-    its networks within ±5%."""
-    stat = stat_key(table.meta["timing"]["statistic"])
-
-    def measured(pick: Callable[[list[float]], list[float]]) -> np.ndarray:
-        return np.array([combined(pick(series(r)), stat, bool(r.get("round_speeds"))) for r in rows])
-
-    def predicted(rounds: Sequence[int]) -> np.ndarray:
-        t = table_from_rounds(table, rounds)
-        return np.array([t.predict(g) for g in genotypes])
-
-    full_p, full_m = predicted(range(n_table)), measured(lambda v: v[:n_check])
-    residual = np.array(leave_one_out(list(full_p), list(full_m))) / full_m * 100 - 100
-    total = float(np.sqrt(np.mean(residual ** 2)))
-    check = _gap_sd(measured(lambda v: v[:n_check][0::2]), measured(lambda v: v[:n_check][1::2])) / 2
-    table_sd = _gap_sd(predicted(range(0, n_table, 2)), predicted(range(1, n_table, 2))) / 2
-    model = float(np.sqrt(max(0.0, total ** 2 - check ** 2 - table_sd ** 2)))
-    p5 = float(math.erf(5 / (total * math.sqrt(2)))) if total > 0 else 1.0
-    n, need = len(rows), math.ceil(0.95 * len(rows))
-    p_goal = float(sum(math.comb(n, k) * p5 ** k * (1 - p5) ** (n - k) for k in range(need, n + 1)))
-    return {"residual_rms_pct": total, "check_sd_pct": check, "table_sd_pct": table_sd, "model_sd_pct": model,
-            "expected_share_5": p5, "p_goal": p_goal, "need": need}
-
-
 CONFIRM_POLICIES = ((2, 2.0), (3, 2.0), (3, 5.0))  # (base rounds, tolerance %) of ``until_confirmed``
-
-
-def _measured_items(entries: dict[str, dict]) -> list[dict]:
-    """Every measured item of a table (an op timed after an adapter: its measurement with the adapter)."""
-    return [e["with_adapter"] if "with_adapter" in e else e for e in entries.values()]
 
 
 def _never(lists: list[list[float]], base: int, tolerance_pct: float) -> float:
@@ -282,9 +203,10 @@ def report(results: dict[str, dict]) -> str:
     for name, r in results.items():
         b = r.get("noise")
         if b:
-            lines.append(f"| {name} | {r['table_rounds']}, {r['check_rounds']} | {b['residual_rms_pct']:.2f} | "
-                         f"{b['check_sd_pct']:.2f} | {b['table_sd_pct']:.2f} | {b['model_sd_pct']:.2f} | "
-                         f"{_pct(b['expected_share_5'])} | {_pct(b['p_goal'])} |")
+            table_sd = "–" if b["table_sd_pct"] is None else f"{b['table_sd_pct']:.2f}"
+            lines.append(f"| {name} | {r['table_rounds']}, {r['check_rounds']} | {b['residual_sd_pct']:.2f} | "
+                         f"{b['check_sd_pct']:.2f} | {table_sd} | {b['model_sd_pct']:.2f} | "
+                         f"{_pct(b['expected_share'])} | {_pct(b['p_goal'])} |")
     lines += ["", "## Timing again only until the fastest round is confirmed (bench/lut_rounds.py until_confirmed)",
               "", "Items never confirmed within the rounds recorded count as all of them (with that figure): the "
               "mean rounds are a lower bound on what the policy would spend.", "",

@@ -172,6 +172,22 @@ def _print_contention(c: dict | None, what: str) -> None:
              if c["still_contended"] else ""))
 
 
+_REMEDY = {"check": "more rounds in the check (--rounds) would tell the table's accuracy more precisely",
+           "table": "a table built with more --rounds would predict better",
+           "model": "more rounds on either side would change little: the table's sum of parts is the limit"}
+
+
+def _print_error_budget(b: dict | None) -> None:
+    if not b:
+        return
+    table = "–" if b["table_sd_pct"] is None else f"{b['table_sd_pct']:.2f}%"
+    print(f"  error budget (SD):  held-out residual {b['residual_sd_pct']:.2f}% = the check's noise "
+          f"{b['check_sd_pct']:.2f}% + the table's {table} + the sum of parts {b['model_sd_pct']:.2f}% (in "
+          f"quadrature; noise from the odd against the even rounds); {_REMEDY[b['largest']]}. An error of that SD "
+          f"places {b['expected_share']:.0%} within ±{b['goal_pct']:g}%, and at least {b['goal_share']:.0%} of "
+          f"the networks in {b['p_goal']:.0%} of such checks")
+
+
 def print_report(report: dict) -> None:
     """Per-network rows and the summary, raw and held-out calibrated."""
     print(f"{'#':>3} {'mix':>5} {'skip':>5} {'predicted':>10} {'calib.':>10} {'measured':>10} {'IQR':>7} {'err%':>7} "
@@ -201,6 +217,7 @@ def print_report(report: dict) -> None:
         if rep["within_10pct"] < 0.95:
             print("  warning: the measurements themselves do not repeat within 5%; time on a quieter machine, with "
                   "fewer threads or more --rounds before judging the table")
+    _print_error_budget(report.get("error_budget"))
     _print_contention(report.get("contention"), "networks")
     s = report.get("stored_calibration")
     if s:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 
 import pytest
 
@@ -55,18 +54,6 @@ def _without_speeds(table):
         for e in (entry, entry.get("with_adapter") or {}):
             e.pop("round_speeds", None)
     return dataclasses.replace(table, meta=meta)
-
-
-def test_normalised_rounds_give_the_builds_figure_from_any_of_its_rounds(table):
-    assert table.meta["context"] == "adapter"
-    assert all(e.get("round_speeds") for e in lut_rounds._measured_items(table.meta["entries"]))
-    # the build keeps the median of the speed-normalised rounds; lut_rounds recomputes it alike, and from one
-    # round alone, whichever, the same figure: that round's speed is divided out
-    for rounds in (range(3), [0], [1], [2]):
-        again = lut_rounds.table_from_rounds(table, rounds)
-        for row, again_row in zip(table.table, again.table):
-            assert again_row == pytest.approx(row)
-        assert again.fixed == pytest.approx(table.fixed)
 
 
 def test_rounds_without_speeds_give_the_fastest_round_and_one_round_its_own_speed(table):
@@ -191,29 +178,3 @@ def test_a_layout_tables_pair_terms_come_back():
     assert list(again.pairs) == [2]
     for row, again_row in zip(table.pairs[2], again.pairs[2]):
         assert again_row == pytest.approx(row)
-
-
-def test_noise_budget_tells_the_checks_noise_from_the_tables_model(table):
-    nets = [n.genotype for n in spanning_genotypes(table, 8, seed=0)]
-    p = [table.predict(g) for g in nets]
-
-    def budget(values):  # rows of 4 speed-normalised rounds (speed 1): the check's figure is their median
-        rows = [{"genotype": list(g.ops), "round_values": v, "round_speeds": [1.0] * 4} for g, v in zip(nets, values)]
-        return lut_rounds.noise_budget(table, rows, nets, table.meta["rounds"], 4)
-
-    # odd and even rounds 2% above and below the prediction, alternately per network: every figure of all four
-    # rounds is the prediction (residual 0), the halves' gap ±4%: the check's noise, SD 2% for all its rounds
-    a = [0.02, -0.02] * 4
-    b = budget([[x * (1 + e), x * (1 - e)] * 2 for x, e in zip(p, a)])
-    assert b["residual_rms_pct"] == pytest.approx(0.0, abs=1e-9) and b["table_sd_pct"] == pytest.approx(0.0, abs=1e-9)
-    assert b["check_sd_pct"] == pytest.approx(2.0, rel=0.01)
-    assert b["model_sd_pct"] == 0.0 and b["expected_share_5"] == 1.0 and b["p_goal"] == 1.0
-    # every round of a network the same, off the prediction by a pattern no affine fit absorbs: all of the
-    # residual is left for the model
-    c = [0.06, -0.03, 0.0, 0.04, -0.05, 0.02, -0.01, 0.0]
-    b = budget([[x * (1 + e)] * 4 for x, e in zip(p, c)])
-    assert b["check_sd_pct"] == pytest.approx(0.0, abs=1e-9) and b["table_sd_pct"] == pytest.approx(0.0, abs=1e-9)
-    assert b["model_sd_pct"] == pytest.approx(b["residual_rms_pct"]) and b["residual_rms_pct"] > 2
-    p5 = math.erf(5 / (b["residual_rms_pct"] * math.sqrt(2)))
-    assert b["expected_share_5"] == pytest.approx(p5)
-    assert b["need"] == 8 and b["p_goal"] == pytest.approx(p5 ** 8)  # 95% of 8 networks: all of them

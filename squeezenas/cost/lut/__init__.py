@@ -1,7 +1,8 @@
 """Latency lookup tables measured on the target device: plan, build (resumable), load, check end-to-end, calibrate.
 
 Modules: ``plan`` (what is timed, its keys), ``build`` (timing the parts, assembling the table), ``loading``
-(a table and its provenance), ``check`` (predicted vs measured networks), ``stats`` (calibration and errors).
+(a table and its provenance), ``check`` (predicted vs measured networks), ``stats`` (calibration and errors),
+``budget`` (a check's error split into the check's noise, the table's and the sum-of-parts model's).
 
 A latency table is a ``CostTable`` with ``kind="latency"`` and ``unit="ms"``: ``table[i][j]`` is the batch-1
 latency (the config's statistic: min on CPU by default) of candidate j at position i, timed alone at the exact input shape the position sees at the
@@ -26,6 +27,7 @@ Identical (op, shape) pairs are timed once: every part has a canonical key of ev
 each key to its statistics (median, spread, repeats).
 """
 
+from squeezenas.cost.lut.budget import error_budget, table_from_rounds
 from squeezenas.cost.lut.build import LUT_FORMAT, PARTIAL_SUFFIX, assemble_table, build_lut, partial_path, shifted_rows
 from squeezenas.cost.lut.check import (SpanningNet, calibrate_from_report, calibrate_lut_file, check_lut,
                                        check_lut_file, evaluate_predictions, spanning_genotypes)
@@ -42,7 +44,7 @@ from squeezenas.cost.timing.targets import TimingTargets
 __all__ = ["CONTEXTS", "CpuMonitor", "IDENTITY_KEY", "LUT_FORMAT", "LutError", "LutPlan", "PARTIAL_SUFFIX",
            "PackedDecoder", "Part", "SpanningNet", "TimingTargets", "adapter_conv", "assemble_table", "build_lut",
            "calibrate_from_report", "calibrate_lut_file", "check_device", "check_lut", "check_lut_file",
-           "combine_rounds", "contention_summary", "cpu_load", "default_context", "error_summary",
+           "combine_rounds", "contention_summary", "cpu_load", "default_context", "error_budget", "error_summary",
            "evaluate_predictions", "fit_calibration", "kendall_tau", "leave_one_out", "load_lut", "measure_guarded",
            "output_sizes", "packed_offset", "partial_path", "plan_lut", "repeatability", "spanning_genotypes",
-           "spearman", "table_config", "warn_if_busy"]
+           "spearman", "table_config", "table_from_rounds", "warn_if_busy"]

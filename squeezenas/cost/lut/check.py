@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from squeezenas.cost.lut.loading import LutError, check_device, load_lut, table_config
+from squeezenas.cost.lut.budget import error_budget
 from squeezenas.cost.lut.stats import error_summary, fit_calibration, kendall_tau, leave_one_out, repeatability
 from squeezenas.cost.tables import CostTable, mac_table
 from squeezenas.cost.timing.canary import speed_canary
@@ -185,6 +186,8 @@ def check_lut(
               **evaluate_predictions(table, rows),
               # how far the networks' own figures move between rounds (what a ±5% share can rest on)
               "repeatability": repeatability([normalised_rounds(r) for r in rows]),
+              # the held-out residual split into the check's noise, the table's and the sum-of-parts model's
+              "error_budget": error_budget(table, rows),
               # context: how well the hardware-agnostic cost (MACs) ranks the same networks
               "kendall_tau_macs": kendall_tau([r["gmacs"] for r in rows], [r["measured_ms"] for r in rows]),
               "networks": rows}

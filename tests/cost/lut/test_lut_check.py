@@ -175,3 +175,31 @@ def test_check_reports_how_far_the_rounds_repeat(capsys):
     out = capsys.readouterr().out
     assert "rounds agree within 5% for 100% and within 10% for 100% of the networks" in out
     assert "do not repeat" not in out
+    assert steady["error_budget"]["residual_sd_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert "more rounds on either side would change little" in out
+
+
+def test_check_splits_its_error_into_its_noise_the_tables_and_the_models(capsys):
+    """Networks alternately 10% above and below the table in their odd rounds and the other way round in their
+    even ones: the figures (the median of both) are the table's, and all of the rounds' spread is the check's."""
+    from squeezenas.cli.lut import print_report
+
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+    order: list[tuple] = []
+    calls: dict[tuple, int] = {}
+
+    def network_timer(model, shape, config):
+        ops = model.genotype.ops
+        if ops not in order:
+            order.append(ops)
+        n = calls[ops] = calls.get(ops, 0) + 1
+        sign = (1 if order.index(ops) % 2 else -1) * (1 if n % 2 else -1)
+        return fake_timing(table.predict(model.genotype) * (1 + 0.1 * sign), shape, config)
+
+    report = check_lut(table, samples=6, rounds=2, progress=False, measure_fn=network_timer)
+    b = report["error_budget"]
+    assert b["residual_sd_pct"] == pytest.approx(0.0, abs=0.5) and b["check_sd_pct"] == pytest.approx(10, rel=0.1)
+    assert b["table_sd_pct"] is None and b["largest"] == "check"  # a table of one round: its noise unknown
+    print_report(report)
+    out = capsys.readouterr().out
+    assert "error budget (SD)" in out and "more rounds in the check (--rounds)" in out
