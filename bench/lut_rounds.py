@@ -11,7 +11,7 @@ a table and a check with only some of their rounds would have given come out sid
   between them, after one common scale (which the calibration absorbs). Each half is combined from R/2 rounds,
   noisier than all R: a bound on how well R/2 rounds repeat, pessimistic for R.
 - **where the error comes from**: the held-out residual's SD against the check's own noise and the table's (each
-  from its odd against its even rounds) and what is left for the table's additive model (``squeezenas.cost.lut.budget.error_budget``).
+  from its odd against its even rounds) and the rest (``squeezenas.cost.lut.budget.error_budget``).
 - **until confirmed**: a policy that times an item again only until its two fastest rounds agree within a
   tolerance, simulated on the same rounds. An item not confirmed within the R rounds recorded counts as R rounds
   with its R-round figure, so its mean rounds are a lower bound on what the policy would spend (the share never
@@ -198,7 +198,7 @@ def report(results: dict[str, dict]) -> str:
                          f"{_pct(h['half_b']['within_5_calibrated'])} |")
     lines += ["", "## Where the held-out error comes from (SD, % of a network's time; odd against even rounds)", "",
               "| check | rounds: table, check | held-out residual (RMS) | check's noise | table's noise | "
-              "left for the model | ±5% a normal error would give | P(≥ 95% within ±5%) |",
+              "the rest | ±5% a normal error would give | P(≥ 95% within ±5%) |",
               "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         b = r.get("noise")

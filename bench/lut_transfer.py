@@ -22,7 +22,7 @@ import numpy as np
 
 from lut_experiment import checked_tables
 from lut_rounds import figures
-from runtime_tables import _live
+from runtime_tables import live_candidates
 from squeezenas.cost.lut import kendall_tau, load_lut
 from squeezenas.space.genotype import Genotype
 
@@ -36,7 +36,7 @@ def order_agreement(ta, tb) -> tuple[float, int]:
     number of positions whose cheapest candidate differs."""
     taus, differ = [], 0
     for i in range(ta.macro.num_positions):
-        live = _live(ta, i)
+        live = live_candidates(ta, i)
         taus.append(kendall_tau([ta.table[i][j] for j in live], [tb.table[i][j] for j in live]))
         differ += min(live, key=lambda j: ta.table[i][j]) != min(live, key=lambda j: tb.table[i][j])
     return float(np.mean(taus)), differ

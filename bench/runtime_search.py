@@ -49,16 +49,21 @@ def reference_genotype(table) -> Genotype:
 
 
 def table_and_check(stem: str, args: argparse.Namespace) -> tuple[Path, Path]:
-    """The table ``stem``.json of the first folder of ``--tables`` holding one, and the check of that very table
-    (its "table" field names the file) in the first of ``--checks`` and then the table's own folder."""
+    """The table ``stem``.json of the first folder of ``--tables`` holding one, and its check: the first in
+    ``--checks`` whose "table" field names that very file, else the one beside the table (the pair
+    bench/runtime_tables.sh writes, whatever checkout it named its table from)."""
     tables = [Path(d) / f"{stem}.json" for d in args.tables]
     table = next((t for t in tables if t.is_file()), None)
     if table is None:
         raise SystemExit(f"no {stem}.json in {' or '.join(args.tables)}")
-    for folder in [*map(Path, args.checks), table.parent]:
+    for folder in map(Path, args.checks):
         check = folder / f"{stem}_check.json"
-        if check.is_file() and Path(json.loads(check.read_text())["table"]).resolve() == table.resolve():
+        named = check.is_file() and json.loads(check.read_text()).get("table")
+        if named and Path(named).resolve() == table.resolve():
             return table, check
+    beside = table.with_name(f"{stem}_check.json")
+    if beside.is_file():
+        return table, beside
     raise SystemExit(f"no check of {table} in {' or '.join([*args.checks, str(table.parent)])}")
 
 

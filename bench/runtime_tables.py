@@ -66,7 +66,7 @@ def summary(folder: Path, checks: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def _live(table, i: int) -> list[int]:
+def live_candidates(table, i: int) -> list[int]:
     """Candidates that are timed at position i (not the identity skip, which costs nothing anywhere)."""
     return [j for j in range(len(table.candidates)) if table.meta["cells"][i][j] != IDENTITY_KEY]
 
@@ -89,7 +89,7 @@ def disagree(paths: list[Path], margin: float, plot: Path | None) -> str:
            f"(> {margin:.0%} apart in both) |", "|---|---|---|---|"]
     taus = {}
     for (a, ta), (b, tb) in itertools.combinations(zip(names, tables), 2):
-        per = [kendall_tau([ta.table[i][j] for j in _live(ta, i)], [tb.table[i][j] for j in _live(ta, i)])
+        per = [kendall_tau([ta.table[i][j] for j in live_candidates(ta, i)], [tb.table[i][j] for j in live_candidates(ta, i)])
                for i in range(n_pos)]
         taus[a, b] = per
         low = min(range(n_pos), key=lambda i: per[i])
@@ -99,7 +99,7 @@ def disagree(paths: list[Path], margin: float, plot: Path | None) -> str:
         f"{n} {t.fixed_total:.2f} ms" for n, t in zip(names, tables)) + "):", "",
             "| position | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for i in range(n_pos):
-        cheapest = [cands[min(_live(t, i), key=lambda j: t.table[i][j])] for t in tables]
+        cheapest = [cands[min(live_candidates(t, i), key=lambda j: t.table[i][j])] for t in tables]
         mark = "" if len(set(cheapest)) == 1 else " ≠"
         out.append(f"| {i}{mark} | " + " | ".join(cheapest) + " |")
     shifted = {n: rows for n, t in zip(names, tables) if (rows := shifted_rows(t))}
@@ -129,7 +129,7 @@ def _plot(tables: list, names: list[str], taus: dict, path: Path) -> None:
         rel = np.full((len(cands), n_pos), np.nan)
         shifted = set(shifted_rows(t))
         for i in range(n_pos):
-            live = _live(t, i)
+            live = live_candidates(t, i)
             low = min(t.table[i][j] for j in live)
             for j in live if i not in shifted else []:
                 rel[j, i] = math.log2(t.table[i][j] / low)

@@ -174,18 +174,21 @@ def _print_contention(c: dict | None, what: str) -> None:
 
 _REMEDY = {"check": "more rounds in the check (--rounds) would tell the table's accuracy more precisely",
            "table": "a table built with more --rounds would predict better",
-           "model": "more rounds on either side would change little: the table's sum of parts is the limit"}
+           "model": "more rounds on either side would change little: the rest is not round-to-round noise",
+           "none": "the table predicts these networks exactly"}
 
 
 def _print_error_budget(b: dict | None) -> None:
     if not b:
         return
     table = "–" if b["table_sd_pct"] is None else f"{b['table_sd_pct']:.2f}%"
-    print(f"  error budget (SD):  held-out residual {b['residual_sd_pct']:.2f}% = the check's noise "
-          f"{b['check_sd_pct']:.2f}% + the table's {table} + the sum of parts {b['model_sd_pct']:.2f}% (in "
-          f"quadrature; noise from the odd against the even rounds); {_REMEDY[b['largest']]}. An error of that SD "
-          f"places {b['expected_share']:.0%} within ±{b['goal_pct']:g}%, and at least {b['goal_share']:.0%} of "
-          f"the networks in {b['p_goal']:.0%} of such checks")
+    split = (f"the check's noise {b['check_sd_pct']:.2f}% and the table's {table} exceed it"
+             if b["noise_exceeds_residual"] else
+             f"the check's noise {b['check_sd_pct']:.2f}% + the table's {table} + the rest {b['model_sd_pct']:.2f}% "
+             "(in quadrature; noise from the odd against the even rounds)")
+    print(f"  error budget (SD):  held-out residual {b['residual_sd_pct']:.2f}%: {split}; {_REMEDY[b['largest']]}. "
+          f"An error of that SD places {b['expected_share']:.0%} within ±{b['goal_pct']:g}%, and at least "
+          f"{b['goal_share']:.0%} of the networks in {b['p_goal']:.0%} of such checks")
 
 
 def print_report(report: dict) -> None:

@@ -33,7 +33,7 @@ def test_a_table_from_another_cpu_against_the_checks_own(tmp_path):
     meta["fingerprint"]["cpu_model"] = "another CPU"
     # the other CPU: position 0's candidates cost the other way round, everything else alike
     rows = [list(r) for r in a.table]
-    live = lut_transfer._live(a, 0)
+    live = lut_transfer.live_candidates(a, 0)
     costs = [rows[0][j] for j in live]
     order = sorted(range(len(live)), key=lambda k: costs[k])
     for k in range(len(live)):  # the k-th cheapest gets the k-th dearest cost

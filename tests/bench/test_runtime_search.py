@@ -41,6 +41,10 @@ def test_a_missing_table_or_check_is_one_line(tmp_path):
     new, old, _ = _folders(tmp_path)
     with pytest.raises(SystemExit, match=f"no small_128x256_eager.json in {new}"):
         runtime_search.table_and_check("small_128x256_eager", _args([new]))
-    (new / f"{STEM}_check.json").write_text(json.dumps({"table": str(old / f"{STEM}.json")}))
+    # the check beside the table is its own, whatever path its "table" field holds (another checkout's)
+    (new / f"{STEM}_check.json").write_text(json.dumps({"table": "/elsewhere/" + STEM + ".json"}))
+    assert runtime_search.table_and_check(STEM, _args([new]))[1] == new / f"{STEM}_check.json"
+    (new / f"{STEM}_check.json").unlink()
+    (old / f"{STEM}_check.json").write_text(json.dumps({"no table": 1}))  # named nothing: not taken from --checks
     with pytest.raises(SystemExit, match=f"no check of {new / STEM}.json"):
-        runtime_search.table_and_check(STEM, _args([new]))
+        runtime_search.table_and_check(STEM, _args([new], [old]))

@@ -176,7 +176,7 @@ def test_check_reports_how_far_the_rounds_repeat(capsys):
     assert "rounds agree within 5% for 100% and within 10% for 100% of the networks" in out
     assert "do not repeat" not in out
     assert steady["error_budget"]["residual_sd_pct"] == pytest.approx(0.0, abs=1e-6)
-    assert "more rounds on either side would change little" in out
+    assert "the table predicts these networks exactly" in out
 
 
 def test_check_splits_its_error_into_its_noise_the_tables_and_the_models(capsys):
