@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from lut_experiment import checked_tables
-from lut_rounds import _measured_items, figures, table_from_rounds
+from lut_rounds import figures, table_from_rounds
+from squeezenas.cost.lut.budget import measured_items
 from squeezenas.cost.tables import CostTable
 from squeezenas.space.genotype import Genotype
 
@@ -30,8 +31,10 @@ def round_factors(values: np.ndarray) -> np.ndarray:
 def compare(table_path: Path, check_path: Path) -> dict | None:
     table, check = CostTable.load(table_path), json.loads(check_path.read_text())
     rows = check["networks"]
-    items = _measured_items(table.meta["entries"])
+    items = measured_items(table.meta["entries"])
     if any("round_values" not in r for r in rows) or any("round_values" not in v for v in items):
+        return None
+    if any(v.get("round_speeds") for v in [*items, *rows]):  # divided by their speeds already, as measured
         return None
     genotypes = [Genotype(table.macro, tuple(r["genotype"])) for r in rows]
     measured = np.array([r["round_values"] for r in rows])
