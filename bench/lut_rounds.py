@@ -39,6 +39,7 @@ import numpy as np
 from lut_experiment import checked_tables
 from squeezenas.cost.lut import budget, error_summary, leave_one_out
 from squeezenas.cost.tables import CostTable
+from squeezenas.cost.timing.rounds import normalised_rounds
 from squeezenas.cost.timing.config import stat_key
 from squeezenas.space.genotype import Genotype
 
@@ -98,7 +99,7 @@ def analyse(table_path: Path, check_path: Path) -> dict:
 
     def measured(rounds: Sequence[int] | Callable[[list[float]], list[float]]) -> np.ndarray:
         pick = rounds if callable(rounds) else lambda values: [values[i] for i in rounds]
-        return np.array([budget.combined(pick(budget.round_series(r)), stat, bool(r.get("round_speeds")))
+        return np.array([budget.combined(pick(normalised_rounds(r)), stat, bool(r.get("round_speeds")))
                          for r in rows])
 
     all_table, all_check = predicted(range(n_table)), measured(range(n_check))
@@ -121,8 +122,8 @@ def analyse(table_path: Path, check_path: Path) -> dict:
         if base > n:
             continue
         pick = lambda values: until_confirmed(values[:n], base, tolerance)  # noqa: E731
-        parts = [budget.round_series(v)[:n] for v in budget.measured_items(table.meta["entries"])]
-        networks = [budget.round_series(r)[:n] for r in rows]
+        parts = [normalised_rounds(v)[:n] for v in budget.measured_items(table.meta["entries"])]
+        networks = [normalised_rounds(r)[:n] for r in rows]
         out["until_confirmed"].append({
             "base": base, "tolerance_pct": tolerance,
             "table_mean_rounds": _mean_rounds(parts, pick), "check_mean_rounds": _mean_rounds(networks, pick),

@@ -209,7 +209,8 @@ class CostTable:
         except KeyError as e:
             raise CostTableError(f"{where}: missing field {e.args[0]!r}") from None
         if len(t.table) != macro.num_positions or any(len(r) != len(t.candidates) for r in t.table):
-            raise CostTableError(f"{where}: table is not {macro.num_positions} positions × {len(t.candidates)} candidates")
+            raise CostTableError(f"{where}: table is not {macro.num_positions} positions × {len(t.candidates)} "
+                                 "candidates")
         t.check_values(where)  # the pair terms' shapes and values too
         return t
 

@@ -25,12 +25,6 @@ from squeezenas.space.genotype import Genotype
 Pick = Callable[[list[float]], list[float]]  # which of an item's rounds to keep
 
 
-def round_series(entry: dict) -> list[float]:
-    """An item's round values as its figure combines them: each divided by its round's speed when the rounds
-    recorded it, as measured otherwise."""
-    return normalised_rounds(entry) if entry.get("round_speeds") else list(entry["round_values"])
-
-
 def combined(values: Sequence[float], statistic_key: str, normalised: bool) -> float:
     """The figure of some rounds as the tool combines them: the median of speed-normalised rounds; without
     speeds, ``combine_rounds`` (the fastest round for the min)."""
@@ -60,7 +54,7 @@ def table_from_rounds(table: CostTable, pick: Pick) -> CostTable:
     entries = meta["entries"]
 
     def own(entry: dict) -> float:
-        return combined(pick(round_series(entry)), stat, bool(entry.get("round_speeds")))
+        return combined(pick(normalised_rounds(entry)), stat, bool(entry.get("round_speeds")))
 
     def value(key: str) -> float:
         if key == IDENTITY_KEY:  # the identity skip: no part of its own
@@ -119,10 +113,10 @@ def error_budget(table: CostTable, rows: list[dict], goal_pct: float = 5.0, goal
     stat = stat_key(table.meta.get("timing", {}).get("statistic", "min"))
 
     def measured(pick: Pick) -> np.ndarray:
-        return np.array([combined(pick(round_series(r)), stat, True) for r in rows])
+        return np.array([combined(pick(normalised_rounds(r)), stat, True) for r in rows])
 
     genotypes = [Genotype(table.macro, tuple(r["genotype"])) for r in rows]
-    m = np.array([r["measured_ms"] if "measured_ms" in r else combined(round_series(r), stat, True) for r in rows])
+    m = np.array([r["measured_ms"] if "measured_ms" in r else combined(normalised_rounds(r), stat, True) for r in rows])
     p = np.array([table.predict(g) for g in genotypes])
     residual = np.asarray(leave_one_out(list(p), list(m))) / m * 100 - 100
     total = float(np.sqrt(np.mean(residual ** 2)))
