@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of sampling per network (default: the table's)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    c.add_argument("--shuffle", action="store_true",
+                   help="time the networks of each round in an order of their own (default: the same order every "
+                        "round); a second check of the same seed with it tells errors that follow the order")
     _measuring_args(c, "network")
     c.set_defaults(_lut=_check)
 
@@ -129,7 +132,7 @@ def _check(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         report = check_lut_file(args.lut, args.samples, args.seed, calibrate=args.calibrate,
                                 min_run_time=args.min_run_time, out=args.out, progress=not (args.quiet or args.json),
-                                rounds=args.rounds, **contention(args))
+                                rounds=args.rounds, shuffle=args.shuffle, **contention(args))
     if args.json:  # the fingerprint differences are in the report ("fingerprint_differences")
         print(json.dumps(report, indent=1))
         return 0

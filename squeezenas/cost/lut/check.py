@@ -118,6 +118,7 @@ def check_lut(
     rounds: int | None = None,
     canary: bool = False,
     wait_budget_s: float = 120.0,
+    shuffle: bool = False,
 ) -> dict[str, Any]:
     """Predict and measure ``samples`` networks spanning the table's range and the whole skip ratio
     (``spanning_genotypes``); report errors before and after calibration: MAPE, Kendall τ, the share within
@@ -126,7 +127,9 @@ def check_lut(
     The calibrated errors are held-out (leave-one-out): a report always says how good the calibrated table is.
     With ``calibrate``, the fit on all networks is also stored in ``table.meta["calibration"]`` (the caller saves
     the table). ``rounds`` (default: ``CHECK_ROUNDS_FACTOR`` times the table's, else times ``default_rounds``),
-    ``measure_fn`` and ``canary``: as in ``build_lut``.
+    ``measure_fn`` and ``canary``: as in ``build_lut``. With ``shuffle``, each round times the networks in an
+    order of its own (drawn from ``seed``), so that no network always follows the same one: two checks of one
+    seed, one in a fixed and one in shuffled order, tell an error that follows the order from the table's.
     """
     config = (config or table_config(table)).resolved()
     rounds = rounds or CHECK_ROUNDS_FACTOR * (table.meta.get("rounds") or default_rounds(config))
@@ -154,8 +157,10 @@ def check_lut(
     probe = speed_canary(config.device, config.threads, canary, config.runtime_device)
     budget = WaitBudget(wait_budget_s)  # waiting for quiet moments, for the whole check
     with targets:
+        orders = random.Random(f"order {seed}")
         for _ in range(rounds):  # round-robin, as build_lut
-            for k, (_, _, geno) in enumerate(nets):
+            order = orders.sample(range(len(nets)), len(nets)) if shuffle else range(len(nets))
+            for k, geno in ((k, nets[k].genotype) for k in order):
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
                 g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe,
                                     budget=budget)
@@ -179,6 +184,7 @@ def check_lut(
     for r in rows:
         r["gmacs"] = macs.predict(Genotype(table.macro, tuple(r["genotype"])))
     report = {**_table_settings(table, config), "seed": seed, "rounds": rounds, "min_run_time": config.min_run_time,
+              "order": "shuffled each round" if shuffle else "fixed",
               "fingerprint_differences": fingerprint_diff,
               "load_average": {"start": load_start, "end": cpu_load(), "table": table.meta.get("load_average")},
               "contention": contention_summary([(str(r["index"]), r) for r in rows], max_other_cpu),

@@ -95,6 +95,28 @@ def test_check_rounds():
     assert all(len(r["round_medians"]) == 3 for r in report["networks"])
 
 
+def test_check_can_time_each_round_in_an_order_of_its_own():
+    table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
+    seen = []
+
+    def network_timer(model, shape, config):
+        seen.append(model.genotype)
+        return fake_timing(table.predict(model.genotype), shape, config)
+
+    nets = [n.genotype for n in spanning_genotypes(table, 6, seed=0)]
+    fixed = check_lut(table, samples=6, rounds=3, progress=False, measure_fn=network_timer)
+    assert seen == nets * 3 and fixed["order"] == "fixed"
+    seen.clear()
+    shuffled = check_lut(table, samples=6, rounds=3, progress=False, measure_fn=network_timer, shuffle=True)
+    rounds = [seen[i:i + 6] for i in range(0, 18, 6)]
+    assert all(sorted(map(str, r)) == sorted(map(str, nets)) for r in rounds)  # every network once a round
+    assert len({tuple(map(str, r)) for r in rounds}) > 1 and shuffled["order"] == "shuffled each round"
+    # each network's figures are still its own, in the order the check drew it
+    assert [r["genotype"] for r in shuffled["networks"]] == [list(g.ops) for g in nets]
+    measured = [r["measured_ms"] for r in shuffled["networks"]]
+    assert measured == pytest.approx([r["measured_ms"] for r in fixed["networks"]])
+
+
 def _checked_table(tmp_path):
     """A tiny table and a saved check report whose networks cost 2 ms + 1.5 × the table's sum."""
     table = build_lut(tiny_macro(), (32, 64), QUICK, progress=False, measure_fn=FakeTimer(), **ONE)
