@@ -6,7 +6,7 @@ corrections that stay a sum over positions (so a search could fold them into the
 ridge regression on relative errors (each network's row divided by its measured latency; the overhead and scale
 are not shrunk, the corrections are, with the strength chosen by cross-validation inside the training networks):
 
-- ``affine``: the tool's calibration;
+- ``affine``: the tool's calibration form (fitted here on relative errors, as every form);
 - ``per-op``: + c_op · (how many positions run op), one term per candidate (a cost per op the parts miss);
 - ``per-op-scale``: + d_op · (the table's sum over the positions that run op): each op's parts scaled on their own;
 - ``per-cell``: + e_ij for position i running candidate j (a correction per table entry).
@@ -60,8 +60,8 @@ def features(table: CostTable, rows: list[dict], form: str) -> np.ndarray:
 
 
 def ridge_fit(x: np.ndarray, m: np.ndarray, lam: float) -> np.ndarray:
-    """Coefficients minimising Σ((m - x·c)/m)² + lam · |c[2:]|² on columns scaled to unit RMS (the overhead and
-    scale unshrunk)."""
+    """Coefficients minimising Σ((m - x·c)/m)² + lam · n · |c_s[2:]|², c_s the coefficients of the columns of
+    x/m scaled to unit RMS, n the networks (the overhead and scale unshrunk)."""
     xw, yw = x / m[:, None], np.ones(len(m))
     scale = np.sqrt(np.mean(xw ** 2, axis=0))
     scale[scale == 0] = 1.0
@@ -123,13 +123,14 @@ def main() -> None:
         check = json.loads(path.read_text())
         table = CostTable.load(check["table"])
         rows = check["networks"]
+        name = f"{path.parent.name}/{path.stem}"
         for train in args.train:
             if train >= len(rows) - 4:
                 continue
             res = score(rows, table, train, args.splits, args.seed)
-            report[f"{path.stem}/train{train}"] = res
+            report[f"{name}/train{train}"] = res
             for form, r in res.items():
-                lines.append(f"| {path.stem} | {len(rows)} | {train} | {form} | {r['within_5pct']:.0%} | "
+                lines.append(f"| {name} | {len(rows)} | {train} | {form} | {r['within_5pct']:.0%} | "
                              f"{r['within_10pct']:.0%} | {r['sd_pct']:.2f}% | {r['splits_meeting_95pct']:.0%} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -1,14 +1,17 @@
 """Is a table's remaining error the table's, or the run's? From checks already on disk (no timing).
 
 Two checks of one table with the same seed and size time the same networks, in separate processes (often
-hours apart). Each network's held-out calibrated error is e = model error (the table's, the same in both runs)
-+ the run's error (what that run's measurement of that network was off by: round-to-round noise, and whatever
-held for the whole process: an export, a session's memory, the machine's state). So, over the networks,
+hours apart. Each network's held-out calibrated error is e = the table's error (the same in both runs: the sum
+of parts' own error and the table's own measurement noise) + the run's error (what that run's measurement of
+that network was off by: round-to-round noise, and whatever held for the whole process: an export, a session's
+memory, the machine's state). So, over the networks (24 in a check: the figures are rough),
 
-- cov(e_a, e_b) is the variance of the table's own error: its SD is what a better predictor could remove;
+- cov(e_a, e_b) is the variance of the shared part: an upper bound on what a better predictor could remove
+  (less the table's own noise, ``error_budget``'s ``table_sd_pct``);
 - the rest of each check's variance is its run's: no predictor of the network can remove it, and it bounds the
   share within ±5% that any table can reach on that machine;
-- ``moved``: the SD of log(m_a / m_b) (its median removed): how far the networks' figures move between the runs.
+- ``moved``: the SD of e_a − e_b, how far a network's figure moves between the runs, each run's own calibration
+  (speed and overhead) removed: √2 × the runs' part.
 
     python bench/lut_repeat.py bench/results/lut --out bench/results/lut/repeat.md
 """
@@ -59,15 +62,12 @@ def split(a: dict, b: dict, root: Path) -> dict:
     """The two runs' held-out errors split into the table's part and each run's."""
     ea = np.array([r["calibrated_error_pct"] for r in a["networks"]])
     eb = np.array([r["calibrated_error_pct"] for r in b["networks"]])
-    ma = np.array([r["measured_ms"] for r in a["networks"]])
-    mb = np.array([r["measured_ms"] for r in b["networks"]])
     cov = float(np.mean((ea - ea.mean()) * (eb - eb.mean())))
     var = float((np.var(ea) + np.var(eb)) / 2)
-    ratio = np.log(ma / mb)
     return {"n": len(ea), "rms_a": float(np.sqrt(np.mean(ea ** 2))), "rms_b": float(np.sqrt(np.mean(eb ** 2))),
             "correlation": float(np.corrcoef(ea, eb)[0, 1]),
-            "table_sd_pct": math.sqrt(max(cov, 0.0)), "run_sd_pct": math.sqrt(max(var - cov, 0.0)),
-            "moved_sd_pct": float(np.std(ratio - np.median(ratio)) * 100),
+            "shared_sd_pct": math.sqrt(max(cov, 0.0)), "run_sd_pct": math.sqrt(max(var - cov, 0.0)),
+            "moved_sd_pct": float(np.std(ea - eb)),
             "within_5pct_a": float(np.mean(np.abs(ea) <= 5)), "within_5pct_b": float(np.mean(np.abs(eb) <= 5)),
             "round_noise_pct": [round_noise(a, root), round_noise(b, root)]}
 
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lines = ["| table | check a | check b | networks | ±5% a / b | RMS error a / b | correlation of the errors | "
-             "table's part (SD) | the runs' part (SD) | of which round noise a / b | figures moved (SD) |",
+             "shared part (SD) | the runs' part (SD) | of which round noise a / b | figures moved (SD) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     report = []
     for (table, _), checks in same_networks(args.root).items():
@@ -91,7 +91,7 @@ def main() -> None:
                 noise = " / ".join("–" if v is None else f"{v:.2f}%" for v in s["round_noise_pct"])
                 lines.append(f"| {table} | {s['a']} | {s['b']} | {s['n']} | {s['within_5pct_a']:.0%} / "
                              f"{s['within_5pct_b']:.0%} | {s['rms_a']:.2f}% / {s['rms_b']:.2f}% | "
-                             f"{s['correlation']:+.2f} | {s['table_sd_pct']:.2f}% | {s['run_sd_pct']:.2f}% | {noise} | "
+                             f"{s['correlation']:+.2f} | {s['shared_sd_pct']:.2f}% | {s['run_sd_pct']:.2f}% | {noise} | "
                              f"{s['moved_sd_pct']:.2f}% |")
     text = "\n".join(lines) + "\n"
     print(text)

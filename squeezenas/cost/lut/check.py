@@ -160,7 +160,8 @@ def check_lut(
         orders = random.Random(f"order {seed}")
         for _ in range(rounds):  # round-robin, as build_lut
             order = orders.sample(range(len(nets)), len(nets)) if shuffle else range(len(nets))
-            for k, geno in ((k, nets[k].genotype) for k in order):
+            for k in order:
+                geno = nets[k].genotype
                 build = lambda: targets.get(str(k), lambda: build_model(geno, num_classes=num_classes), (3, h, w))
                 g = measure_guarded(measure_fn, build, (3, h, w), config, max_other_cpu, retries, canary=probe,
                                     budget=budget)
