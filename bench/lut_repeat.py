@@ -1,6 +1,6 @@
 """Is a table's remaining error the table's, or the run's? From checks already on disk (no timing).
 
-Two checks of one table with the same seed and size time the same networks, in separate processes (often
+Two checks of one table with the same seed and size time the same networks, in separate processes, often
 hours apart. Each network's held-out calibrated error is e = the table's error (the same in both runs: the sum
 of parts' own error and the table's own measurement noise) + the run's error (what that run's measurement of
 that network was off by: round-to-round noise, and whatever held for the whole process: an export, a session's
@@ -91,8 +91,8 @@ def main() -> None:
                 noise = " / ".join("–" if v is None else f"{v:.2f}%" for v in s["round_noise_pct"])
                 lines.append(f"| {table} | {s['a']} | {s['b']} | {s['n']} | {s['within_5pct_a']:.0%} / "
                              f"{s['within_5pct_b']:.0%} | {s['rms_a']:.2f}% / {s['rms_b']:.2f}% | "
-                             f"{s['correlation']:+.2f} | {s['shared_sd_pct']:.2f}% | {s['run_sd_pct']:.2f}% | {noise} | "
-                             f"{s['moved_sd_pct']:.2f}% |")
+                             f"{s['correlation']:+.2f} | {s['shared_sd_pct']:.2f}% | {s['run_sd_pct']:.2f}% | "
+                             f"{noise} | {s['moved_sd_pct']:.2f}% |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

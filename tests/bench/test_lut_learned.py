@@ -81,7 +81,8 @@ def test_report_from_a_check_file(table, tmp_path, capsys, monkeypatch):
     path = tmp_path / "small_128x256_eager.json"
     table.save(path)
     check = tmp_path / "check.json"
-    check.write_text(json.dumps({"table": str(path), "networks": _rows(table, np.zeros(len(table.candidates)), 1.0, n=40)}))
+    rows = _rows(table, np.zeros(len(table.candidates)), 1.0, n=40)
+    check.write_text(json.dumps({"table": str(path), "networks": rows}))
     (tmp_path / "again").mkdir()
     again = tmp_path / "again" / "check.json"  # a check of the same name in another folder keeps its own rows
     again.write_text(check.read_text())

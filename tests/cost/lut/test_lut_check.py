@@ -111,9 +111,8 @@ def test_check_can_time_each_round_in_an_order_of_its_own():
     rounds = [seen[i:i + 6] for i in range(0, 18, 6)]
     assert all(sorted(map(str, r)) == sorted(map(str, nets)) for r in rounds)  # every network once a round
     assert len({tuple(map(str, r)) for r in rounds}) > 1 and shuffled["order"] == "shuffled each round"
-    # each network's figures are still its own, in the order the check drew it
+    # the rows stay in the order the check drew the networks, each with its own figures
     assert [r["genotype"] for r in shuffled["networks"]] == [list(g.ops) for g in nets]
-    # each network's figures are its own whatever the order it was timed in
     assert [r["measured_ms"] for r in shuffled["networks"]] == pytest.approx([r["measured_ms"] for r in
                                                                             fixed["networks"]])
     assert len(set(r["measured_ms"] for r in shuffled["networks"])) == 6
